@@ -1,0 +1,33 @@
+from django.apps import AppConfig
+from django.core import checks
+from django.core.signals import setting_changed
+from django.db.models.signals import post_delete, post_save
+
+
+class CommunicationConfig(AppConfig):
+    name = "django_communication"
+    verbose_name = "Communication"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import cache, checks as our_checks
+        from .models import CommunicationSettings, MessageTemplate
+
+        checks.register(our_checks.check_settings)
+        checks.register(our_checks.check_stored_secrets)
+
+        def forget_settings(**kwargs):
+            cache.settings_cache.clear()
+            cache.provider_cache.clear()
+
+        def forget_template(instance, **kwargs):
+            cache.template_cache.clear()
+
+        def forget_on_setting_changed(setting, **kwargs):
+            if setting in ("COMMUNICATION", "EMAIL_BACKEND", "TEMPLATES"):
+                cache.clear_all()
+
+        setting_changed.connect(forget_on_setting_changed, weak=False)
+        for signal in (post_save, post_delete):
+            signal.connect(forget_settings, sender=CommunicationSettings, weak=False)
+            signal.connect(forget_template, sender=MessageTemplate, weak=False)

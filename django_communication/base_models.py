@@ -1,0 +1,16 @@
+"""The abstract base every model of the library shares: a UUID key and timestamps."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class TimestampedModel(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,73 @@
+"""The one accessor for ``settings.COMMUNICATION``, read live so override_settings just works."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .exceptions import ConfigurationError
+
+DEFAULT_ROUTING = {
+    "transactional": "email",
+    "reminder": "sms",
+    "alert": "sms",
+    "announcement": "email",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "ROUTING": {},
+    "RECIPIENT_RESOLVER": None,
+    "PROVIDERS": {},
+    "DEFAULT_PHONE_REGION": None,
+    "CACHE_SECONDS": 60,
+}
+
+
+class CommunicationSettings:
+    """Typed view of ``settings.COMMUNICATION`` with defaults."""
+
+    def _user(self) -> dict[str, Any]:
+        value = getattr(settings, "COMMUNICATION", {})
+        if not isinstance(value, dict):
+            raise ConfigurationError("settings.COMMUNICATION must be a dict.")
+        return value
+
+    def get(self, name: str) -> Any:
+        return self._user().get(name, DEFAULTS[name])
+
+    def unknown_names(self) -> list[str]:
+        return sorted(set(self._user()) - set(DEFAULTS))
+
+    @property
+    def routing(self) -> dict[str, str]:
+        return {**DEFAULT_ROUTING, **(self.get("ROUTING") or {})}
+
+    @property
+    def providers(self) -> dict[str, str]:
+        return dict(self.get("PROVIDERS") or {})
+
+    @property
+    def default_phone_region(self) -> str | None:
+        return self.get("DEFAULT_PHONE_REGION")
+
+    @property
+    def cache_seconds(self) -> float:
+        return float(self.get("CACHE_SECONDS"))
+
+    @property
+    def recipient_resolver(self) -> Callable[[Any, str], str | None] | None:
+        value = self.get("RECIPIENT_RESOLVER")
+        if value is None or callable(value):
+            return value
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"COMMUNICATION['RECIPIENT_RESOLVER'] = {value!r} cannot be imported: {exc}"
+            ) from exc
+
+
+comm_settings = CommunicationSettings()

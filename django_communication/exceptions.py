@@ -1,0 +1,77 @@
+"""Every error the library raises is a CommunicationError.
+
+Subclasses also inherit the matching built-in (ValueError, ImproperlyConfigured, LookupError) so
+that generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from .models import Message
+
+
+class CommunicationError(Exception):
+    """Root of every django-communication error.
+
+    ``permanent`` tells a caller that retrying the same call cannot succeed (the outbox sends such
+    an event straight to the dead letter).
+    """
+
+    permanent = True
+
+
+class ConfigurationError(CommunicationError, ImproperlyConfigured):
+    """A setting or the settings singleton names something that does not exist or cannot work.
+
+    Not permanent: once an administrator fixes the configuration, the same call succeeds.
+    """
+
+    permanent = False
+
+
+class InvalidArgumentError(CommunicationError, ValueError):
+    """send() was called with arguments that cannot make a message."""
+
+
+class TemplateNotFoundError(CommunicationError, LookupError):
+    """No active MessageTemplate has the requested key."""
+
+
+class TemplateRenderError(CommunicationError):
+    """A template field failed to compile or to render."""
+
+
+class InvalidRecipientError(CommunicationError, ValueError):
+    """The recipient has no usable address on the chosen channel."""
+
+
+class ProviderError(CommunicationError):
+    """The provider did not accept the message.
+
+    ``message`` is the saved, failed Message; ``retryable`` is True for outages, throttling and
+    5xx answers, False for rejections that will fail again (a refused address, a bad request).
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        retryable: bool,
+        provider: str = "",
+        message: Message | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retryable = retryable
+        self.permanent = not retryable
+        self.provider = provider
+        self.message = message
+
+    def __str__(self) -> str:
+        kind = "retryable" if self.retryable else "permanent"
+        name = f"{self.provider}: " if self.provider else ""
+        return f"{name}{self.description} ({kind})"

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from solo.models import SingletonModel
+
+from .base_models import TimestampedModel
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+
+
+class MessageType(models.TextChoices):
+    TRANSACTIONAL = "transactional", _("Transactional")
+    REMINDER = "reminder", _("Reminder")
+    ALERT = "alert", _("Alert")
+    ANNOUNCEMENT = "announcement", _("Announcement")
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    DELIVERED = "delivered", _("Delivered")
+    BOUNCED = "bounced", _("Bounced")
+    COMPLAINED = "complained", _("Complained")
+    SUPPRESSED = "suppressed", _("Suppressed")
+    RECEIVED = "received", _("Received")
+
+
+class Direction(models.TextChoices):
+    OUTBOUND = "outbound", _("Outbound")
+    INBOUND = "inbound", _("Inbound")
+
+
+class CommunicationSettings(SingletonModel):
+    """Site-wide delivery settings, edited in the admin.
+
+    Blank AWS credentials mean boto3's default credential chain (IAM role, environment), which is
+    the recommended set-up: secrets in the database are readable by anyone with a backup.
+    """
+
+    email_provider = models.CharField(max_length=100, default="console")
+    sms_provider = models.CharField(max_length=100, default="console")
+    default_channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.EMAIL
+    )
+    email_from_address = models.EmailField(default="noreply@example.com")
+    email_from_name = models.CharField(max_length=200, blank=True)
+    email_reply_to = models.EmailField(blank=True)
+    sms_sender_id = models.CharField(
+        max_length=11, blank=True, help_text=_("Alphanumeric sender id, where the country allows.")
+    )
+    sms_origination_number = models.CharField(
+        max_length=20, blank=True, help_text=_("E.164 number SMS are sent from, e.g. +15550100.")
+    )
+    ses_region = models.CharField(max_length=30, default="us-east-1")
+    ses_access_key_id = models.CharField(max_length=128, blank=True)
+    ses_secret_access_key = models.CharField(max_length=256, blank=True)
+    ses_configuration_set = models.CharField(max_length=64, blank=True)
+    sns_region = models.CharField(
+        max_length=30, blank=True, help_text=_("Blank: the SES region.")
+    )
+    sns_access_key_id = models.CharField(max_length=128, blank=True)
+    sns_secret_access_key = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        verbose_name = _("communication settings")
+        verbose_name_plural = _("communication settings")
+
+    def __str__(self) -> str:
+        return "Communication settings"
+
+    @property
+    def email_from(self) -> str:
+        if self.email_from_name:
+            from email.utils import formataddr
+
+            return formataddr((self.email_from_name, self.email_from_address))
+        return self.email_from_address
+
+    def clean(self) -> None:
+        from .providers.registry import validate_provider_choice
+
+        validate_provider_choice(self)
+
+
+class MessageTemplate(TimestampedModel):
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    message_type = models.CharField(
+        max_length=20, choices=MessageType.choices, default=MessageType.TRANSACTIONAL
+    )
+    email_subject = models.CharField(max_length=255, blank=True)
+    email_body_text = models.TextField(blank=True)
+    email_body_html = models.TextField(blank=True)
+    sms_body = models.TextField(blank=True)
+    sample_context = models.JSONField(
+        default=dict, blank=True, help_text=_("Example context used by the admin preview.")
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+    def clean(self) -> None:
+        from .rendering import validate_template_fields
+
+        validate_template_fields(self)
+
+
+class Message(TimestampedModel):
+    """The audit log: one row per message sent or received, bodies as rendered."""
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.OUTBOUND
+    )
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.PENDING
+    )
+    message_type = models.CharField(max_length=20, choices=MessageType.choices, blank=True)
+    to_address = models.CharField(max_length=254)
+    from_address = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    provider = models.CharField(max_length=100, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+
+    recipient_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipient_object_id = models.CharField(max_length=64, blank=True)
+    recipient = GenericForeignKey("recipient_content_type", "recipient_object_id")
+
+    related_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    related_object_id = models.CharField(max_length=64, blank=True)
+    related_object = GenericForeignKey("related_content_type", "related_object_id")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["related_content_type", "related_object_id", "-created_at"],
+                name="comm_message_related_idx",
+            ),
+            models.Index(
+                fields=["recipient_content_type", "recipient_object_id"],
+                name="comm_message_recipient_idx",
+            ),
+            models.Index(fields=["status", "-created_at"], name="comm_message_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.to_address} ({self.status})"

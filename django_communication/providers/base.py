@@ -1,0 +1,42 @@
+"""The provider contract.
+
+A provider is a class with a ``name``, the ``channels`` it serves and a ``send(message)`` method
+that returns the provider's message id or raises ProviderError(retryable=...). Any other
+exception is recorded as a retryable failure. One instance serves many messages, so clients are
+built once (in ``__init__`` or lazily) and reused.
+
+    class MyGateway(SmsProvider):
+        name = "my-gateway"
+
+        def send(self, message):
+            response = my_client.post(to=message.to_address, text=message.body_text)
+            return response["id"]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from ..models import Channel
+
+if TYPE_CHECKING:
+    from ..models import CommunicationSettings, Message
+
+
+class BaseProvider:
+    name: ClassVar[str] = ""
+    channels: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: CommunicationSettings) -> None:
+        self.config = config
+
+    def send(self, message: Message) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement send(message).")
+
+
+class EmailProvider(BaseProvider):
+    channels = frozenset({Channel.EMAIL})
+
+
+class SmsProvider(BaseProvider):
+    channels = frozenset({Channel.SMS})

@@ -1,0 +1,38 @@
+"""Prints each message to stdout: the default, for development."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import TYPE_CHECKING, TextIO
+
+from ..models import Channel
+from .base import BaseProvider
+
+if TYPE_CHECKING:
+    from ..models import Message
+
+
+class ConsoleProvider(BaseProvider):
+    name = "console"
+    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    stream: TextIO | None = None
+
+    def send(self, message: Message) -> str:
+        message_id = f"console-{uuid.uuid4()}"
+        rule = "-" * 72
+        lines = [rule, f"{message.channel.upper()} {message_id}"]
+        lines.append(f"From: {message.from_address}")
+        lines.append(f"To: {message.to_address}")
+        if message.channel == Channel.EMAIL:
+            lines.append(f"Subject: {message.subject}")
+            lines += ["", message.body_text]
+            if message.body_html:
+                lines += ["", "[HTML]", message.body_html]
+        else:
+            lines += ["", message.body_text]
+        lines.append(rule)
+        stream = self.stream or sys.stdout
+        stream.write("\n".join(lines) + "\n")
+        stream.flush()
+        return message_id

@@ -1,0 +1,47 @@
+"""Email through django.core.mail and settings.EMAIL_BACKEND (SMTP, anymail, locmem...)."""
+
+from __future__ import annotations
+
+import smtplib
+from email.utils import make_msgid
+from typing import TYPE_CHECKING
+
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from ..exceptions import ProviderError
+from .base import EmailProvider
+
+if TYPE_CHECKING:
+    from ..models import Message
+
+
+class DjangoMailProvider(EmailProvider):
+    name = "django"
+
+    def send(self, message: Message) -> str:
+        message_id = make_msgid(domain=message.from_address.rpartition("@")[2].strip(">") or None)
+        headers = {"Message-ID": message_id}
+        if self.config.email_reply_to:
+            headers["Reply-To"] = self.config.email_reply_to
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body_text,
+            from_email=message.from_address,
+            to=[message.to_address],
+            headers=headers,
+            connection=get_connection(),
+        )
+        if message.body_html:
+            email.attach_alternative(message.body_html, "text/html")
+        try:
+            email.send()
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise ProviderError(f"recipient refused: {exc}", retryable=False, provider=self.name)
+        except smtplib.SMTPResponseException as exc:
+            retryable = exc.smtp_code < 500
+            raise ProviderError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", retryable=retryable, provider=self.name
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, provider=self.name)
+        return message_id

@@ -1,0 +1,76 @@
+"""Provider names → classes: the built-ins plus ``COMMUNICATION["PROVIDERS"]``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
+
+from ..cache import get_settings, provider_cache
+from ..conf import comm_settings
+from ..exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..models import CommunicationSettings
+    from .base import BaseProvider
+
+BUILTIN_PROVIDERS = {
+    "console": "django_communication.providers.console.ConsoleProvider",
+    "memory": "django_communication.providers.memory.MemoryProvider",
+    "django": "django_communication.providers.django_mail.DjangoMailProvider",
+    "ses": "django_communication.providers.ses.SesProvider",
+    "sns": "django_communication.providers.sns.SnsProvider",
+}
+
+
+def provider_paths() -> dict[str, str]:
+    return {**BUILTIN_PROVIDERS, **comm_settings.providers}
+
+
+def provider_class(name: str) -> type[BaseProvider]:
+    paths = provider_paths()
+    if name not in paths:
+        raise ConfigurationError(
+            f"Unknown provider {name!r}. Known providers: {', '.join(sorted(paths))}; add your "
+            f"own in COMMUNICATION['PROVIDERS']."
+        )
+    try:
+        return import_string(paths[name])
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Provider {name!r} ({paths[name]}) cannot be imported: {exc}"
+        ) from exc
+
+
+def provider_for_channel(channel: str) -> BaseProvider:
+    """The configured provider instance for a channel, built once per settings version."""
+    config = get_settings()
+    name = config.email_provider if channel == "email" else config.sms_provider
+
+    def build() -> BaseProvider:
+        cls = provider_class(name)
+        if channel not in cls.channels:
+            raise ConfigurationError(
+                f"Provider {name!r} cannot send {channel}; it serves "
+                f"{', '.join(sorted(cls.channels)) or 'no channel'}."
+            )
+        return cls(config)
+
+    return provider_cache.get((channel, name, id(config)), build)
+
+
+def validate_provider_choice(config: CommunicationSettings) -> None:
+    """Model validation for the settings singleton (admin form)."""
+    errors = {}
+    for field, channel in (("email_provider", "email"), ("sms_provider", "sms")):
+        name = getattr(config, field)
+        try:
+            cls = provider_class(name)
+        except ConfigurationError as exc:
+            errors[field] = str(exc)
+            continue
+        if channel not in cls.channels:
+            errors[field] = f"Provider {name!r} cannot send {channel}."
+    if errors:
+        raise ValidationError(errors)

@@ -1,0 +1,53 @@
+"""The recipient's address on a channel: from ``to.email`` / ``to.phone``, a plain string, or
+``COMMUNICATION["RECIPIENT_RESOLVER"]``; validated and normalised (phones to E.164)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from .conf import comm_settings
+from .exceptions import InvalidRecipientError
+from .models import Channel
+
+ADDRESS_ATTRIBUTE = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+
+def resolve_address(to: Any, channel: str) -> str:
+    if to is None:
+        raise InvalidRecipientError("No recipient: pass to=<object with email/phone>.")
+    resolver = comm_settings.recipient_resolver
+    if isinstance(to, str):
+        raw = to
+    elif resolver is not None:
+        raw = resolver(to, channel)
+    else:
+        raw = getattr(to, ADDRESS_ATTRIBUTE[channel], None)
+    if not raw or not str(raw).strip():
+        raise InvalidRecipientError(f"Recipient {to!r} has no {channel} address.")
+    return normalise_address(str(raw).strip(), channel)
+
+
+def normalise_address(address: str, channel: str) -> str:
+    if channel == Channel.EMAIL:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise InvalidRecipientError(f"Invalid email address {address!r}.") from None
+        return address
+    return normalise_phone(address)
+
+
+def normalise_phone(number: str) -> str:
+    region = comm_settings.default_phone_region
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException as exc:
+        hint = "" if region else " (international format +<country code>..., or set DEFAULT_PHONE_REGION)"
+        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: {exc}{hint}.") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: not a valid number.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

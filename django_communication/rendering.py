@@ -1,0 +1,94 @@
+"""Templates from the database, compiled once and rendered with Django's engine.
+
+HTML fields are autoescaped; subjects, text and SMS bodies are not. Compiled templates are cached
+per template row (see cache.py) and dropped when the row is saved or deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import Template
+
+from .cache import template_cache
+from .exceptions import TemplateNotFoundError, TemplateRenderError
+from .models import Channel, MessageTemplate
+
+_engine: Engine | None = None
+
+
+def engine() -> Engine:
+    """The project's Django template engine (so its libraries load), or a plain one."""
+    global _engine
+    if _engine is None:
+        try:
+            _engine = Engine.get_default()
+        except ImproperlyConfigured:
+            _engine = Engine()
+    return _engine
+
+FIELDS_BY_CHANNEL = {
+    Channel.EMAIL: ("email_subject", "email_body_text", "email_body_html"),
+    Channel.SMS: ("sms_body",),
+}
+AUTOESCAPED_FIELDS = frozenset({"email_body_html"})
+ALL_FIELDS = FIELDS_BY_CHANNEL[Channel.EMAIL] + FIELDS_BY_CHANNEL[Channel.SMS]
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    row: MessageTemplate
+    fields: dict[str, Template | None]
+
+    def render(self, field: str, context: dict[str, Any]) -> str:
+        template = self.fields[field]
+        if template is None:
+            return ""
+        try:
+            return template.render(Context(context, autoescape=field in AUTOESCAPED_FIELDS))
+        except Exception as exc:
+            raise TemplateRenderError(
+                f"Template {self.row.key!r} field {field!r} failed to render: {exc}"
+            ) from exc
+
+
+def compile_field(row: MessageTemplate, field: str) -> Template | None:
+    source = getattr(row, field)
+    if not source:
+        return None
+    try:
+        return engine().from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(
+            f"Template {row.key!r} field {field!r} does not compile: {exc}"
+        ) from exc
+
+
+def get_template(key: str) -> CompiledTemplate:
+    def load() -> CompiledTemplate:
+        row = MessageTemplate.objects.filter(key=key, is_active=True).first()
+        if row is None:
+            raise TemplateNotFoundError(f"No active message template with key {key!r}.")
+        return CompiledTemplate(row, {field: compile_field(row, field) for field in ALL_FIELDS})
+
+    return template_cache.get(key, load)
+
+
+def validate_template_fields(row: MessageTemplate) -> None:
+    errors = {}
+    for field in ALL_FIELDS:
+        try:
+            compile_field(row, field)
+        except TemplateRenderError as exc:
+            errors[field] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+
+
+def flatten_subject(subject: str) -> str:
+    """Line breaks in a header would start a new header: fold them into single spaces."""
+    return " ".join(subject.split())

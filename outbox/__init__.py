@@ -1,0 +1,1 @@
+"""Transactional outbox: events written in the producer's transaction, dispatched by a relay."""
