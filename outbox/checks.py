@@ -1,0 +1,121 @@
+"""System checks for ``settings.OUTBOX`` (``manage.py check``).
+
+outbox.E001  OUTBOX is not a dict, or has unknown names
+outbox.E002  RULES is not a dict of event type -> rule or list of rules
+outbox.E003  a rule is not a dict, or has unknown keys
+outbox.E004  a rule's template_key is missing or empty
+outbox.E005  a rule names an unknown channel
+outbox.E006  a rule names an unknown message type
+outbox.E007  an event type lists the same rule twice
+outbox.E008  a numeric setting is out of range
+outbox.W001  django_q is not in INSTALLED_APPS: no wake-up on commit, no schedule
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Warning
+
+from django_communication.models import Channel, MessageType
+
+from .conf import DEFAULTS, RULE_KEYS, Rule
+
+POSITIVE = ("MAX_ATTEMPTS", "BATCH_SIZE", "LEASE_SECONDS", "SCHEDULE_MINUTES")
+NON_NEGATIVE = ("BACKOFF_SECONDS", "BACKOFF_MAX_SECONDS", "RETENTION_DAYS", "WAKE_INTERVAL_SECONDS")
+
+
+def check_outbox_settings(app_configs=None, **kwargs) -> list:
+    value = getattr(settings, "OUTBOX", {})
+    if not isinstance(value, dict):
+        return [Error("settings.OUTBOX must be a dict.", id="outbox.E001")]
+    errors: list = []
+    unknown = sorted(set(value) - set(DEFAULTS))
+    if unknown:
+        errors.append(
+            Error(
+                f"Unknown OUTBOX setting(s): {', '.join(unknown)}.",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                id="outbox.E001",
+            )
+        )
+    errors += check_rules(value.get("RULES", {}))
+    errors += check_numbers({**DEFAULTS, **value})
+    if not apps.is_installed("django_q"):
+        errors.append(
+            Warning(
+                "django_q is not in INSTALLED_APPS: events are only sent by "
+                "`manage.py drain_outbox`.",
+                hint="Add 'django_q' to INSTALLED_APPS, or set OUTBOX['WAKE_ON_COMMIT'] = False "
+                "and run `drain_outbox --loop`.",
+                id="outbox.W001",
+            )
+        )
+    return errors
+
+
+def check_rules(rules: Any) -> list:
+    if not isinstance(rules, dict):
+        return [Error("OUTBOX['RULES'] must be a dict of event type -> rule(s).", id="outbox.E002")]
+    errors = []
+    for event_type, entry in rules.items():
+        if not isinstance(event_type, str) or not event_type:
+            errors.append(Error(f"OUTBOX['RULES'] key {event_type!r} is not an event type.",
+                                id="outbox.E002"))
+            continue
+        items = [entry] if isinstance(entry, dict) else entry
+        if not isinstance(items, list) or not items:
+            errors.append(Error(f"OUTBOX['RULES'][{event_type!r}] must be a rule dict or a "
+                                "non-empty list of them.", id="outbox.E002"))
+            continue
+        seen: set[str] = set()
+        for index, rule in enumerate(items):
+            where = f"OUTBOX['RULES'][{event_type!r}]" + (f"[{index}]" if entry is items else "")
+            rule_errors = check_rule(where, rule)
+            errors += rule_errors
+            if not rule_errors:
+                key = Rule(**rule).key
+                if key in seen:
+                    errors.append(Error(f"{where} repeats an earlier rule of the same event type.",
+                                        id="outbox.E007"))
+                seen.add(key)
+    return errors
+
+
+def check_rule(where: str, rule: Any) -> list:
+    if not isinstance(rule, dict):
+        return [Error(f"{where} must be a dict.", id="outbox.E003")]
+    errors = []
+    unknown = sorted(set(rule) - RULE_KEYS)
+    if unknown:
+        errors.append(Error(f"{where} has unknown key(s): {', '.join(map(str, unknown))}.",
+                            hint=f"Rule keys: {', '.join(sorted(RULE_KEYS))}.", id="outbox.E003"))
+    template_key = rule.get("template_key")
+    if not isinstance(template_key, str) or not template_key.strip():
+        errors.append(Error(f"{where} needs a non-empty 'template_key'.", id="outbox.E004"))
+    channel = rule.get("channel")
+    if channel is not None and channel not in Channel.values:
+        errors.append(Error(f"{where} has unknown channel {channel!r}.",
+                            hint=f"Channels: {', '.join(Channel.values)}.", id="outbox.E005"))
+    message_type = rule.get("message_type")
+    if message_type is not None and message_type not in MessageType.values:
+        errors.append(Error(f"{where} has unknown message type {message_type!r}.",
+                            hint=f"Message types: {', '.join(MessageType.values)}.",
+                            id="outbox.E006"))
+    return errors
+
+
+def check_numbers(values: dict) -> list:
+    errors = []
+    for name in POSITIVE + NON_NEGATIVE:
+        value = values.get(name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and (value <= 0 if name in POSITIVE else value < 0):
+            ok = False
+        if not ok:
+            bound = "> 0" if name in POSITIVE else ">= 0"
+            errors.append(Error(f"OUTBOX['{name}'] must be a number {bound}, got {value!r}.",
+                                id="outbox.E008"))
+    return errors

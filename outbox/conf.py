@@ -1,0 +1,91 @@
+"""The one accessor for ``settings.OUTBOX``, read live so override_settings just works."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "RULES": {},
+    "MAX_ATTEMPTS": 8,
+    "BACKOFF_SECONDS": 10.0,
+    "BACKOFF_MAX_SECONDS": 3600.0,
+    "LEASE_SECONDS": 300.0,
+    "BATCH_SIZE": 100,
+    "RETENTION_DAYS": 7.0,
+    "WAKE_ON_COMMIT": True,
+    "WAKE_INTERVAL_SECONDS": 0.2,
+    "SCHEDULE_MINUTES": 1,
+}
+
+RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    template_key: str
+    message_type: str | None = None
+    channel: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identifies the rule within its event: part of each message's idempotency key."""
+        return f"{self.template_key}:{self.channel or self.message_type or ''}"
+
+
+class OutboxSettings:
+    def _user(self) -> dict[str, Any]:
+        return getattr(settings, "OUTBOX", {}) or {}
+
+    def get(self, name: str) -> Any:
+        return self._user().get(name, DEFAULTS[name])
+
+    def rules_for(self, event_type: str) -> list[Rule]:
+        """The rules of an event type, as Rule objects (shape checked by outbox.checks)."""
+        raw = self.get("RULES").get(event_type)
+        if raw is None:
+            return []
+        if isinstance(raw, dict):
+            raw = [raw]
+        return [Rule(**item) for item in raw]
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.get("MAX_ATTEMPTS"))
+
+    @property
+    def backoff_seconds(self) -> float:
+        return float(self.get("BACKOFF_SECONDS"))
+
+    @property
+    def backoff_max_seconds(self) -> float:
+        return float(self.get("BACKOFF_MAX_SECONDS"))
+
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.get("LEASE_SECONDS"))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.get("BATCH_SIZE"))
+
+    @property
+    def retention_days(self) -> float:
+        return float(self.get("RETENTION_DAYS"))
+
+    @property
+    def wake_on_commit(self) -> bool:
+        return bool(self.get("WAKE_ON_COMMIT"))
+
+    @property
+    def wake_interval_seconds(self) -> float:
+        return float(self.get("WAKE_INTERVAL_SECONDS"))
+
+    @property
+    def schedule_minutes(self) -> int:
+        return int(self.get("SCHEDULE_MINUTES"))
+
+
+outbox_settings = OutboxSettings()

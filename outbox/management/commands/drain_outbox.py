@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from outbox.relay import DrainSummary, drain
+
+
+class Command(BaseCommand):
+    help = "Dispatch the outbox events that are due, then exit (or keep polling with --loop)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, help="Events claimed per batch "
+                            "(default OUTBOX['BATCH_SIZE']).")
+        parser.add_argument("--limit", type=int, help="Stop after processing this many events.")
+        parser.add_argument("--loop", action="store_true",
+                            help="Keep polling; for deployments without django-q2.")
+        parser.add_argument("--interval", type=float, default=1.0,
+                            help="Seconds between polls with --loop when idle (default 1).")
+
+    def handle(self, *args, batch_size=None, limit=None, loop=False, interval=1.0, **options):
+        for name, value in (("--batch-size", batch_size), ("--limit", limit)):
+            if value is not None and value < 1:
+                raise CommandError(f"{name} must be at least 1.")
+        if interval <= 0:
+            raise CommandError("--interval must be greater than 0.")
+        progress = self.progress_bar if self.stdout.isatty() else None
+        if not loop:
+            summary = drain(batch_size=batch_size, limit=limit, progress=progress)
+            self.report(summary)
+            return
+        stop = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.append(True))
+        total = DrainSummary()
+        while not stop:
+            summary = drain(batch_size=batch_size, limit=limit, progress=progress)
+            total.add(summary)
+            if summary.processed and options["verbosity"] > 1:
+                self.report(summary)
+            if not summary.processed:
+                time.sleep(interval)
+        self.report(total)
+
+    def progress_bar(self, summary: DrainSummary) -> None:
+        sys.stdout.write(f"\r{summary.processed} events ({summary})")
+        sys.stdout.flush()
+
+    def report(self, summary: DrainSummary) -> None:
+        if self.stdout.isatty():
+            self.stdout.write("")
+        self.stdout.write(f"Outbox drained: {summary}.")

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_communication.base_models import TimestampedModel
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DISPATCHED = "dispatched", _("Dispatched")
+    DEAD = "dead", _("Dead")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class OutboxEvent(TimestampedModel):
+    """One thing that happened, written in the producer's transaction, waiting for the relay.
+
+    A claimed event stays ``pending``: the claim moves ``available_at`` forward by the lease and
+    sets ``claim_token``; if the relay dies, the event becomes due again when the lease ends.
+    """
+
+    event_type = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    channel = models.CharField(max_length=10, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    available_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    to_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_object_id = models.CharField(max_length=64, blank=True)
+    related_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    related_object_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The relay's claim is a range scan of this partial index, whatever the backlog.
+            models.Index(
+                fields=["available_at"],
+                name="outbox_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["status", "created_at"], name="outbox_status_created_idx"),
+            models.Index(
+                fields=["related_content_type", "related_object_id"], name="outbox_related_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.status})"
+
+    @property
+    def message_key_prefix(self) -> str:
+        """Every Message this event produced has an idempotency key starting with this."""
+        return f"outbox:{self.pk}:"
+
+    def messages(self):
+        from django_communication.models import Message
+
+        return Message.objects.filter(idempotency_key__startswith=self.message_key_prefix)

@@ -1,0 +1,117 @@
+"""emit(): record an event in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, models, router, transaction
+
+from django_communication.exceptions import InvalidArgumentError
+from django_communication.routing import validate_channel
+
+from .exceptions import InvalidEventError
+from .models import OutboxEvent
+from .wakeup import wake_after_commit
+
+
+def emit(
+    event_type: str,
+    *,
+    to: models.Model | None = None,
+    context: dict[str, Any] | None = None,
+    related_object: models.Model | None = None,
+    channel: str | None = None,
+    idempotency_key: str | None = None,
+    available_at: datetime | None = None,
+    using: str | None = None,
+) -> OutboxEvent:
+    """Write one OutboxEvent on the caller's connection, inside the caller's transaction.
+
+    Nothing is sent now: the relay dispatches the event after the commit, and never if the
+    transaction rolls back. A repeated ``idempotency_key`` returns the existing event.
+    """
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise InvalidEventError("emit() needs a non-empty event_type string.")
+    if channel:
+        try:
+            validate_channel(channel)
+        except InvalidArgumentError as exc:
+            raise InvalidEventError(str(exc)) from None
+    check_serialisable(context)
+    using = using or router.db_for_write(OutboxEvent)
+    event = OutboxEvent(
+        event_type=event_type,
+        context=context or {},
+        channel=channel or "",
+        idempotency_key=idempotency_key or None,
+    )
+    if available_at is not None:
+        event.available_at = available_at
+    reference(event, "to", to)
+    reference(event, "related", related_object)
+    if idempotency_key:
+        event = insert_once(event, using)
+    else:
+        event.save(force_insert=True, using=using)
+    wake_after_commit(using)
+    return event
+
+
+def reference(event: OutboxEvent, prefix: str, obj: models.Model | None) -> None:
+    if obj is None:
+        return
+    if not isinstance(obj, models.Model) or obj.pk is None:
+        argument = "to" if prefix == "to" else "related_object"
+        raise InvalidEventError(
+            f"emit({argument}=...) must be a saved model instance, got {obj!r}."
+        )
+    setattr(event, f"{prefix}_content_type", ContentType.objects.get_for_model(obj))
+    setattr(event, f"{prefix}_object_id", str(obj.pk))
+
+
+def check_serialisable(context: Any) -> None:
+    if context is None:
+        return
+    if not isinstance(context, dict):
+        raise InvalidEventError(f"emit(context=...) must be a dict, not {type(context).__name__}.")
+    try:
+        json.dumps(context, cls=DjangoJSONEncoder)
+    except (TypeError, ValueError):
+        raise InvalidEventError(
+            f"emit(context=...) is not JSON-serialisable at {find_unserialisable(context)}."
+        ) from None
+
+
+def find_unserialisable(value: Any, path: str = "context") -> str:
+    """The path of the first value DjangoJSONEncoder cannot encode, e.g. context['booking']."""
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        items = [(f"{path}[{key!r}]", item) for key, item in value.items()]
+        if any(not isinstance(key, (str, int, float, bool)) for key in value):
+            return f"{path} (a key that is not a string)"
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    for item_path, item in items:
+        try:
+            json.dumps(item, cls=DjangoJSONEncoder)
+        except (TypeError, ValueError):
+            return find_unserialisable(item, item_path)
+    return f"{path} ({type(value).__name__})"
+
+
+def insert_once(event: OutboxEvent, using: str) -> OutboxEvent:
+    existing = OutboxEvent.objects.using(using).filter(idempotency_key=event.idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic(using=using):
+            event.save(force_insert=True, using=using)
+    except IntegrityError:
+        return OutboxEvent.objects.using(using).get(idempotency_key=event.idempotency_key)
+    return event
+
+

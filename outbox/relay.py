@@ -1,0 +1,240 @@
+"""The relay: claim due events, send each rule's message, record the outcome.
+
+claim (one short transaction, committed before any I/O) → load recipients and related objects
+(one query per content type) → send() per rule with a deterministic idempotency key →
+finalize with an UPDATE guarded by the claim token, so a relay whose lease ran out changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from django_communication.exceptions import CommunicationError
+from django_communication.sending import send
+
+from .conf import Rule, outbox_settings
+from .models import OutboxEvent, OutboxStatus
+
+logger = logging.getLogger("outbox")
+
+
+@dataclass
+class DrainSummary:
+    dispatched: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost_lease: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.dispatched + self.retried + self.dead + self.lost_lease
+
+    def add(self, other: DrainSummary) -> None:
+        self.dispatched += other.dispatched
+        self.retried += other.retried
+        self.dead += other.dead
+        self.lost_lease += other.lost_lease
+
+    def __str__(self) -> str:
+        text = f"dispatched {self.dispatched}, retried {self.retried}, dead {self.dead}"
+        return text + (f", lost lease {self.lost_lease}" if self.lost_lease else "")
+
+
+@dataclass
+class Outcome:
+    event: OutboxEvent
+    errors: list[str] = field(default_factory=list)
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def drain(
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[DrainSummary], None] | None = None,
+) -> DrainSummary:
+    """Dispatch due events batch by batch until none is due (or ``limit`` were processed)."""
+    summary = DrainSummary()
+    batch_size = batch_size or outbox_settings.batch_size
+    while limit is None or summary.processed < limit:
+        size = batch_size if limit is None else min(batch_size, limit - summary.processed)
+        token, events = claim(size)
+        if not events:
+            break
+        summary.add(process_batch(token, events))
+        if progress:
+            progress(summary)
+    return summary
+
+
+def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
+    """Lease up to ``batch_size`` due events to this relay; commit before returning."""
+    using = router.db_for_write(OutboxEvent)
+    token = uuid.uuid4()
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=outbox_settings.lease_seconds)
+    due = OutboxEvent.objects.using(using).filter(
+        status=OutboxStatus.PENDING, available_at__lte=now
+    )
+    with transaction.atomic(using=using):
+        candidates = due.order_by("available_at")
+        if transaction.get_connection(using).features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return token, []
+        # Filtering on "still due" again keeps a second relay on a database without row locks
+        # (SQLite) from claiming the same rows: writes are serialised and the second sees them gone.
+        due.filter(pk__in=ids).update(
+            claim_token=token, available_at=lease_until, attempts=F("attempts") + 1
+        )
+    events = list(OutboxEvent.objects.using(using).filter(claim_token=token))
+    return token, events
+
+
+def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
+    recipients = load_references(events, "to")
+    related = load_references(events, "related")
+    outcomes = [dispatch(event, recipients, related) for event in events]
+    return finalize(token, outcomes)
+
+
+def load_references(events: Iterable[OutboxEvent], prefix: str) -> dict[tuple[int, str], object]:
+    """Objects the events point at, one query per content type, keyed by (type id, pk string)."""
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for event in events:
+        type_id = getattr(event, f"{prefix}_content_type_id")
+        if type_id:
+            wanted[type_id].add(getattr(event, f"{prefix}_object_id"))
+    found: dict[tuple[int, str], object] = {}
+    for type_id, ids in wanted.items():
+        model = ContentType.objects.get_for_id(type_id).model_class()
+        if model is None:
+            continue
+        for obj in model._base_manager.filter(pk__in=list(ids)):
+            found[(type_id, str(obj.pk))] = obj
+    return found
+
+
+def dispatch(event: OutboxEvent, recipients: dict, related: dict) -> Outcome:
+    outcome = Outcome(event)
+    rules = outbox_settings.rules_for(event.event_type)
+    if not rules:
+        outcome.errors.append(f"No rule for event type {event.event_type!r} in OUTBOX['RULES'].")
+        return outcome
+    to = resolve(event, "to", recipients, outcome)
+    related_object = resolve(event, "related", related, outcome)
+    if not outcome.ok:
+        return outcome
+    for rule in rules:
+        try:
+            send_rule(event, rule, to, related_object)
+        except CommunicationError as exc:
+            outcome.errors.append(f"{rule.template_key} ({rule.channel or 'routed'}): {exc}")
+            outcome.retryable = outcome.retryable or not exc.permanent
+        except Exception as exc:  # a bug in a template filter, a resolver...: isolate the event
+            logger.exception("outbox: event %s rule %s raised", event.pk, rule.key)
+            outcome.errors.append(f"{rule.template_key}: unexpected {exc!r}")
+            outcome.retryable = True
+    return outcome
+
+
+def resolve(event: OutboxEvent, prefix: str, loaded: dict, outcome: Outcome):
+    type_id = getattr(event, f"{prefix}_content_type_id")
+    if not type_id:
+        return None
+    obj = loaded.get((type_id, getattr(event, f"{prefix}_object_id")))
+    if obj is None:
+        what = "recipient" if prefix == "to" else "related object"
+        outcome.errors.append(
+            f"The {what} ({ContentType.objects.get_for_id(type_id)} "
+            f"{getattr(event, f'{prefix}_object_id')}) no longer exists."
+        )
+    return obj
+
+
+def send_rule(event: OutboxEvent, rule: Rule, to, related_object) -> None:
+    send(
+        to=to,
+        template_key=rule.template_key,
+        context=event.context,
+        channel=rule.channel or event.channel or None,
+        message_type=rule.message_type,
+        related_object=related_object,
+        idempotency_key=f"{event.message_key_prefix}{rule.key}",
+    )
+
+
+def finalize(token: uuid.UUID, outcomes: list[Outcome]) -> DrainSummary:
+    summary = DrainSummary()
+    claimed = OutboxEvent.objects.filter(claim_token=token)
+    now = timezone.now()
+    dispatched = [o.event.pk for o in outcomes if o.ok]
+    if dispatched:
+        summary.dispatched = claimed.filter(pk__in=dispatched).update(
+            status=OutboxStatus.DISPATCHED,
+            dispatched_at=now,
+            last_error="",
+            claim_token=None,
+            updated_at=now,
+        )
+        summary.lost_lease += len(dispatched) - summary.dispatched
+    for outcome in outcomes:
+        if outcome.ok:
+            continue
+        event = outcome.event
+        error = "; ".join(outcome.errors)
+        if outcome.retryable and event.attempts < outbox_settings.max_attempts:
+            fields = {"available_at": now + backoff(event.attempts)}
+            counter = "retried"
+        else:
+            if outcome.retryable:
+                error = f"Gave up after {event.attempts} attempts: {error}"
+            fields = {"status": OutboxStatus.DEAD}
+            counter = "dead"
+        changed = claimed.filter(pk=event.pk).update(
+            last_error=error, claim_token=None, updated_at=now, **fields
+        )
+        if changed:
+            setattr(summary, counter, getattr(summary, counter) + 1)
+            logger.warning(
+                "outbox: event %s (%s) %s on attempt %s: %s",
+                event.pk, event.event_type, counter, event.attempts, error,
+            )
+        else:
+            summary.lost_lease += 1
+    return summary
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(
+        outbox_settings.backoff_max_seconds,
+        outbox_settings.backoff_seconds * 2 ** max(attempts - 1, 0),
+    )
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def prune(older_than_days: float | None = None) -> int:
+    """Delete dispatched and cancelled events older than the retention period; never unsent ones."""
+    days = outbox_settings.retention_days if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = OutboxEvent.objects.filter(
+        status__in=[OutboxStatus.DISPATCHED, OutboxStatus.CANCELLED], updated_at__lt=cutoff
+    ).delete()
+    return deleted
