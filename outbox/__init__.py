@@ -8,17 +8,17 @@ from .exceptions import InvalidEventError, OutboxError
 
 if TYPE_CHECKING:
     from .binding import bind_signal
-    from .producer import emit
+    from .producer import emit, emit_many
 
-__all__ = ["InvalidEventError", "OutboxError", "bind_signal", "emit"]
+__all__ = ["InvalidEventError", "OutboxError", "bind_signal", "emit", "emit_many"]
 
 
 def __getattr__(name: str) -> Any:
     # emit() needs the models, which cannot load before the app registry is ready.
-    if name == "emit":
-        from .producer import emit
+    if name in ("emit", "emit_many"):
+        from . import producer
 
-        return emit
+        return getattr(producer, name)
     if name == "bind_signal":
         from .binding import bind_signal
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,57 @@ def emit(
     Nothing is sent now: the relay dispatches the event after the commit, and never if the
     transaction rolls back. A repeated ``idempotency_key`` returns the existing event.
     """
+    event = build_event(
+        event_type,
+        to=to,
+        context=context,
+        related_object=related_object,
+        channel=channel,
+        idempotency_key=idempotency_key,
+        available_at=available_at,
+    )
+    using = using or router.db_for_write(OutboxEvent)
+    if idempotency_key:
+        event = insert_once(event, using)
+    else:
+        event.save(force_insert=True, using=using)
+    wake_after_commit(using)
+    return event
+
+
+def emit_many(events: Iterable[dict[str, Any]], *, using: str | None = None) -> list[OutboxEvent]:
+    """emit() for many events in one bulk INSERT; each item holds emit()'s keyword arguments
+    plus ``event_type``. Items whose idempotency key already exists are skipped; returns the
+    events written."""
+    built = [build_event(**item) for item in events]
+    using = using or router.db_for_write(OutboxEvent)
+    keys = [event.idempotency_key for event in built if event.idempotency_key]
+    if keys:
+        taken = set(
+            OutboxEvent.objects.using(using)
+            .filter(idempotency_key__in=keys)
+            .values_list("idempotency_key", flat=True)
+        )
+        built = [event for event in built if event.idempotency_key not in taken]
+    written = OutboxEvent.objects.using(using).bulk_create(
+        built, batch_size=500, ignore_conflicts=bool(keys)
+    )
+    if written:
+        wake_after_commit(using)
+    return written
+
+
+def build_event(
+    event_type: str,
+    *,
+    to: models.Model | None = None,
+    context: dict[str, Any] | None = None,
+    related_object: models.Model | None = None,
+    channel: str | None = None,
+    idempotency_key: str | None = None,
+    available_at: datetime | None = None,
+) -> OutboxEvent:
+    """A validated, unsaved event."""
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEventError("emit() needs a non-empty event_type string.")
     if channel:
@@ -42,7 +94,6 @@ def emit(
         except InvalidArgumentError as exc:
             raise InvalidEventError(str(exc)) from None
     check_serialisable(context)
-    using = using or router.db_for_write(OutboxEvent)
     event = OutboxEvent(
         event_type=event_type,
         context=context or {},
@@ -53,11 +104,6 @@ def emit(
         event.available_at = available_at
     reference(event, "to", to)
     reference(event, "related", related_object)
-    if idempotency_key:
-        event = insert_once(event, using)
-    else:
-        event.save(force_insert=True, using=using)
-    wake_after_commit(using)
     return event
 
 
