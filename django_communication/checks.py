@@ -22,7 +22,7 @@ from .models import Channel, MessageType
 
 
 def _setting(name: str) -> Any:
-    return settings.COMMUNICATION.get(name, DEFAULTS[name])
+    return getattr(settings, "COMMUNICATION", {}).get(name, DEFAULTS[name])
 
 
 def check_settings(app_configs=None, **kwargs) -> list:
@@ -112,6 +112,14 @@ def check_providers(providers: Any) -> list:
         ]
     errors = []
     for name, path in providers.items():
+        if not isinstance(path, str):
+            errors.append(
+                Error(
+                    f"Provider {name!r} must be a dotted path to a provider class, not {path!r}.",
+                    id="communication.E004",
+                )
+            )
+            continue
         try:
             cls = import_string(path)
         except (ImportError, TypeError, ValueError) as exc:
@@ -132,7 +140,9 @@ def check_providers(providers: Any) -> list:
             )
         elif not cls.channels:
             errors.append(
-                Error(f"Provider {name!r} ({path!r}) declares no channels.", id="communication.E004")
+                Error(
+                    f"Provider {name!r} ({path!r}) declares no channels.", id="communication.E004"
+                )
             )
     return errors
 
@@ -142,7 +152,7 @@ def check_phone_region(region: Any) -> list:
         return []
     import phonenumbers
 
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if not isinstance(region, str) or region not in phonenumbers.SUPPORTED_REGIONS:
         return [
             Error(
                 f"COMMUNICATION['DEFAULT_PHONE_REGION'] {region!r} is not a known region code.",

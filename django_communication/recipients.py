@@ -18,7 +18,9 @@ ADDRESS_ATTRIBUTE = {Channel.EMAIL: "email", Channel.SMS: "phone"}
 
 def resolve_address(to: Any, channel: str) -> str:
     if to is None:
-        raise InvalidRecipientError("No recipient: pass to=<object with email/phone>.")
+        raise InvalidRecipientError(
+            f"No recipient for the {channel}: pass to=<object with email/phone> or an address."
+        )
     resolver = comm_settings.recipient_resolver
     if isinstance(to, str):
         raw = to
@@ -46,7 +48,11 @@ def normalise_phone(number: str) -> str:
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if region else " (international format +<country code>..., or set DEFAULT_PHONE_REGION)"
+        hint = (
+            ""
+            if region
+            else " (international format +<country code>..., or set DEFAULT_PHONE_REGION)"
+        )
         raise InvalidRecipientError(f"Invalid sms phone number {number!r}: {exc}{hint}.") from None
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidRecipientError(f"Invalid sms phone number {number!r}: not a valid number.")

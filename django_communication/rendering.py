@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template
 
@@ -18,18 +17,17 @@ from .cache import template_cache
 from .exceptions import TemplateNotFoundError, TemplateRenderError
 from .models import Channel, MessageTemplate
 
-_engine: Engine | None = None
-
 
 def engine() -> Engine:
-    """The project's Django template engine (so its libraries load), or a plain one."""
-    global _engine
-    if _engine is None:
-        try:
-            _engine = Engine.get_default()
-        except ImproperlyConfigured:
-            _engine = Engine()
-    return _engine
+    """The project's Django template engine (so its libraries load), or a plain one.
+
+    Engine.get_default() is cached by Django and reset when TEMPLATES changes.
+    """
+    try:
+        return Engine.get_default()
+    except ImproperlyConfigured:
+        return Engine()
+
 
 FIELDS_BY_CHANNEL = {
     Channel.EMAIL: ("email_subject", "email_body_text", "email_body_html"),

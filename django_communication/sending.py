@@ -167,6 +167,9 @@ def save_pending(message: Message) -> Message:
             return message
         except IntegrityError:
             existing = Message.objects.get(idempotency_key=message.idempotency_key)
+    if existing.status == MessageStatus.FAILED:
+        # A retry: the provider gets a pending row, as on the first attempt.
+        record(existing, status=MessageStatus.PENDING, error="")
     return existing
 
 

@@ -1,0 +1,127 @@
+"""Channel choice: explicit channel > template message type via ROUTING > default_channel."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_communication import CommunicationError, InvalidArgumentError, send
+from django_communication.models import Message, MessageTemplate
+from django_communication.providers import memory
+
+
+def make_template(key: str, message_type: str) -> MessageTemplate:
+    return MessageTemplate.objects.create(
+        key=key,
+        name=key,
+        message_type=message_type,
+        email_subject="Subject",
+        email_body_text="Email body",
+        sms_body="SMS body",
+    )
+
+
+@pytest.mark.parametrize(
+    ("message_type", "channel"),
+    [
+        ("transactional", "email"),
+        ("reminder", "sms"),
+        ("alert", "sms"),
+        ("announcement", "email"),
+    ],
+)
+def test_template_message_type_routes_by_default(comm_config, customer, message_type, channel):
+    make_template("t", message_type)
+
+    message = send(to=customer, template_key="t")
+
+    assert message.channel == channel
+    assert message.message_type == message_type
+    assert message.body_text == ("SMS body" if channel == "sms" else "Email body")
+
+
+@pytest.mark.parametrize(("message_type", "channel"), [("reminder", "email"), ("alert", "email")])
+def test_explicit_channel_beats_routing(comm_config, customer, message_type, channel):
+    make_template("t", message_type)
+
+    message = send(to=customer, template_key="t", channel=channel)
+
+    assert message.channel == channel
+    assert message.to_address == "john@example.com"
+
+
+def test_explicit_channel_sms_for_transactional_template(comm_config, customer):
+    make_template("t", "transactional")
+
+    assert send(to=customer, template_key="t", channel="sms").channel == "sms"
+
+
+def test_message_type_argument_overrides_the_template_type(comm_config, customer):
+    make_template("t", "transactional")
+
+    message = send(to=customer, template_key="t", message_type="reminder")
+
+    assert message.channel == "sms"
+    assert message.message_type == "reminder"
+
+
+def test_routing_setting_overrides_only_the_named_types(comm_config, customer, settings):
+    settings.COMMUNICATION = {"ROUTING": {"reminder": "email", "transactional": "sms"}}
+    make_template("reminder", "reminder")
+    make_template("transactional", "transactional")
+    make_template("alert", "alert")
+
+    assert send(to=customer, template_key="reminder").channel == "email"
+    assert send(to=customer, template_key="transactional").channel == "sms"
+    assert send(to=customer, template_key="alert").channel == "sms"
+
+
+def test_default_channel_applies_without_a_message_type(comm_config, customer):
+    assert send(to=customer, subject="S", body_text="B").channel == "email"
+
+    comm_config.default_channel = "sms"
+    comm_config.save()
+
+    message = send(to=customer, body_text="B")
+    assert message.channel == "sms"
+    assert message.to_address == "+447911123456"
+
+
+def test_ad_hoc_message_type_routes(comm_config, customer):
+    comm_config.default_channel = "email"
+    comm_config.save()
+
+    message = send(to=customer, body_text="Reminder!", message_type="reminder")
+
+    assert message.channel == "sms"
+    assert message.message_type == "reminder"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"channel": "fax"},
+        {"channel": "EMAIL"},
+        {"message_type": "spam"},
+        {"message_type": "reminder", "channel": "pigeon"},
+    ],
+)
+def test_unknown_channel_or_message_type(comm_config, customer, kwargs):
+    make_template("t", "transactional")
+
+    with pytest.raises(InvalidArgumentError) as info:
+        send(to=customer, template_key="t", **kwargs)
+
+    assert isinstance(info.value, CommunicationError)
+    bad = kwargs.get("channel") if "channel" in kwargs else kwargs["message_type"]
+    assert repr(bad) in str(info.value)
+    assert not Message.objects.exists()
+    assert memory.messages == []
+
+
+def test_routing_to_an_unknown_channel_fails_before_writing(comm_config, customer, settings):
+    settings.COMMUNICATION = {"ROUTING": {"reminder": "fax"}}
+    make_template("t", "reminder")
+
+    with pytest.raises(CommunicationError, match="fax"):
+        send(to=customer, template_key="t")
+    assert not Message.objects.exists()
