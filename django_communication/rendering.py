@@ -6,7 +6,6 @@ per template row (see cache.py) and dropped when the row is saved or deleted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -37,20 +36,28 @@ AUTOESCAPED_FIELDS = frozenset({"email_body_html"})
 ALL_FIELDS = FIELDS_BY_CHANNEL[Channel.EMAIL] + FIELDS_BY_CHANNEL[Channel.SMS]
 
 
-@dataclass(frozen=True)
 class CompiledTemplate:
-    row: MessageTemplate
-    fields: dict[str, Template | None]
+    """A template row whose fields are compiled on first use, so a syntax error in one field
+    (the SMS body) does not stop sends that never use it (email)."""
 
-    def render(self, field: str, context: dict[str, Any]) -> str:
-        template = self.fields[field]
+    def __init__(self, row: MessageTemplate) -> None:
+        self.row = row
+        self._compiled: dict[str, Template | None] = {}
+
+    def field(self, name: str) -> Template | None:
+        if name not in self._compiled:
+            self._compiled[name] = compile_field(self.row, name)
+        return self._compiled[name]
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        template = self.field(name)
         if template is None:
             return ""
         try:
-            return template.render(Context(context, autoescape=field in AUTOESCAPED_FIELDS))
+            return template.render(Context(context, autoescape=name in AUTOESCAPED_FIELDS))
         except Exception as exc:
             raise TemplateRenderError(
-                f"Template {self.row.key!r} field {field!r} failed to render: {exc}"
+                f"Template {self.row.key!r} field {name!r} failed to render: {exc}"
             ) from exc
 
 
@@ -71,7 +78,7 @@ def get_template(key: str) -> CompiledTemplate:
         row = MessageTemplate.objects.filter(key=key, is_active=True).first()
         if row is None:
             raise TemplateNotFoundError(f"No active message template with key {key!r}.")
-        return CompiledTemplate(row, {field: compile_field(row, field) for field in ALL_FIELDS})
+        return CompiledTemplate(row)
 
     return template_cache.get(key, load)
 

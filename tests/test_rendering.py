@@ -279,3 +279,18 @@ def test_ad_hoc_email_without_subject_is_an_invalid_argument(comm_config, custom
     with pytest.raises(InvalidArgumentError, match="subject"):
         send(to=customer, body_text="B", subject="\n")
     assert_nothing_sent()
+
+
+def test_syntax_error_in_sms_body_does_not_block_email(comm_config, customer):
+    from django_communication import send
+
+    MessageTemplate.objects.create(
+        key="half-broken",
+        name="Half broken",
+        email_subject="Hi",
+        email_body_text="Hello",
+        sms_body="{% if %}",
+    )
+    assert send(to=customer, template_key="half-broken", channel="email").status == "sent"
+    with pytest.raises(TemplateRenderError, match="sms_body"):
+        send(to=customer, template_key="half-broken", channel="sms")

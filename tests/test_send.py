@@ -126,6 +126,11 @@ def test_email_from_without_name_is_the_bare_address(comm_config):
     assert comm_config.email_from == "shop@example.com"
 
 
+def test_settings_singleton_exists_after_migrate(db):
+    first = CommunicationSettings.objects.first()
+    assert first is not None and first.email_provider == "console"
+
+
 def test_settings_singleton_first_and_get_solo_agree(db):
     solo = CommunicationSettings.get_solo()
     solo.email_from_address = "team@example.com"
