@@ -47,6 +47,10 @@ class OutboxEvent(TimestampedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("retry_outboxevent", "Can retry outbox events"),
+            ("discard_outboxevent", "Can discard outbox events"),
+        ]
         indexes = [
             # The relay's claim is a range scan of this partial index, whatever the backlog.
             models.Index(

@@ -6,6 +6,8 @@ from django_communication import cache
 from django_communication.models import CommunicationSettings
 from django_communication.providers import memory
 
+pytest_plugins = ["tests.servers", "tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():

@@ -36,12 +36,20 @@ class DjangoMailProvider(EmailProvider):
         try:
             email.send()
         except smtplib.SMTPRecipientsRefused as exc:
-            raise ProviderError(f"recipient refused: {exc}", retryable=False, provider=self.name)
+            # {address: (code, reply)}: a 4xx refusal (greylisting, mailbox busy) is temporary.
+            codes = [code for code, _ in exc.recipients.values()]
+            raise ProviderError(
+                f"recipient refused: {exc}",
+                retryable=bool(codes) and all(code < 500 for code in codes),
+                provider=self.name,
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             retryable = exc.smtp_code < 500
             raise ProviderError(
                 f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", retryable=retryable, provider=self.name
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, provider=self.name)
+            raise ProviderError(
+                f"{type(exc).__name__}: {exc}", retryable=True, provider=self.name
+            ) from exc
         return message_id

@@ -1,0 +1,49 @@
+"""Email through Amazon SES (the v2 API)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .aws import build_client, provider_error
+from .base import EmailProvider
+
+if TYPE_CHECKING:
+    from ..models import CommunicationSettings, Message
+
+
+class SesProvider(EmailProvider):
+    name = "ses"
+
+    def __init__(self, config: CommunicationSettings) -> None:
+        super().__init__(config)
+        self.client = build_client(
+            "sesv2",
+            region=config.ses_region,
+            access_key_id=config.ses_access_key_id,
+            secret_access_key=config.ses_secret_access_key,
+        )
+
+    def send(self, message: Message) -> str:
+        body: dict[str, Any] = {}
+        if message.body_text:
+            body["Text"] = {"Data": message.body_text, "Charset": "UTF-8"}
+        if message.body_html:
+            body["Html"] = {"Data": message.body_html, "Charset": "UTF-8"}
+        request: dict[str, Any] = {
+            "FromEmailAddress": message.from_address,
+            "Destination": {"ToAddresses": [message.to_address]},
+            "Content": {
+                "Simple": {"Subject": {"Data": message.subject, "Charset": "UTF-8"}, "Body": body}
+            },
+        }
+        if self.config.email_reply_to:
+            request["ReplyToAddresses"] = [self.config.email_reply_to]
+        if self.config.ses_configuration_set:
+            request["ConfigurationSetName"] = self.config.ses_configuration_set
+        try:
+            response = self.client.send_email(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise provider_error(exc, self.name) from exc
+        return response["MessageId"]

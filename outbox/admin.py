@@ -1,0 +1,246 @@
+"""A read-only viewer of the outbox, with permission-gated "Retry now" and "Discard" actions.
+
+Nobody adds or edits events here: the change page only shows them (context as indented JSON, the
+recipient and related object, the messages the event produced). Superusers may delete events.
+Retrying needs ``outbox.retry_outboxevent``, discarding ``outbox.discard_outboxevent``; the state
+changes themselves live in :mod:`outbox.operations`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import OutboxEvent
+from .operations import discard, retry_now
+
+# pre-wrap: long JSON strings and tracebacks wrap instead of widening the page on a phone.
+PRE_STYLE = "white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: 0;"
+ERROR_PREVIEW_CHARS = 80
+
+
+def admin_change_url(admin_site: admin.AdminSite, model, pk) -> str | None:
+    """The change page of ``pk`` in ``admin_site``, or None when the model is not registered."""
+    if model is None or not admin_site.is_registered(model):
+        return None
+    opts = model._meta
+    try:
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change",
+            args=[pk],
+            current_app=admin_site.name,
+        )
+    except NoReverseMatch:
+        return None
+
+
+def reference_link(admin_site: admin.AdminSite, content_type_id: int | None, object_id: str):
+    """A generic reference as "type #id: object", linked to the object's admin page if any."""
+    if not content_type_id:
+        return "-"
+    content_type = ContentType.objects.get_for_id(content_type_id)  # cached: no query
+    model = content_type.model_class()
+    if model is None:
+        return f"{content_type.app_label}.{content_type.model} #{object_id} (model not installed)"
+    name = model._meta.verbose_name
+    try:
+        obj = model._base_manager.get(pk=object_id)
+    except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
+        return f"{name} #{object_id} (deleted)"
+    label = f"{name} #{object_id}: {obj}"
+    url = admin_change_url(admin_site, model, obj.pk)
+    return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+
+def skipped_text(count: int) -> str:
+    return ngettext(
+        "%(count)d event was skipped: dispatched and cancelled events are final, and events a "
+        "relay is sending right now are left to it.",
+        "%(count)d events were skipped: dispatched and cancelled events are final, and events a "
+        "relay is sending right now are left to it.",
+        count,
+    )
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "event_type",
+        "status",
+        "attempts",
+        "created_at",
+        "available_at",
+        "last_error_preview",
+    )
+    list_filter = ("status", ("event_type", admin.AllValuesFieldListFilter), "created_at")
+    search_fields = ("event_type", "idempotency_key", "related_object_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    # No foreign key is shown in the list; recipients and related objects only on the detail page.
+    list_select_related = False
+    actions = ("retry_events", "discard_events")
+    fieldsets = (
+        (None, {"fields": ("event_type", "status", "channel", "idempotency_key")}),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "attempts",
+                    "available_at",
+                    "dispatched_at",
+                    "claim_token",
+                    "last_error_full",
+                )
+            },
+        ),
+        (_("Recipient and related object"), {"fields": ("recipient_link", "related_link")}),
+        (_("Context"), {"fields": ("context_json",)}),
+        (_("Messages"), {"fields": ("produced_messages",)}),
+        (_("Record"), {"fields": ("id", "created_at", "updated_at")}),
+    )
+    readonly_fields = (
+        "event_type",
+        "status",
+        "channel",
+        "idempotency_key",
+        "attempts",
+        "available_at",
+        "dispatched_at",
+        "claim_token",
+        "last_error_full",
+        "recipient_link",
+        "related_link",
+        "context_json",
+        "produced_messages",
+        "id",
+        "created_at",
+        "updated_at",
+    )
+
+    # ------------------------------------------------------------------ permissions
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # View only: the change page renders read-only and a POST to it is refused.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def _has_custom_permission(self, request, action: str) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+    def has_retry_permission(self, request) -> bool:
+        return self._has_custom_permission(request, "retry")
+
+    def has_discard_permission(self, request) -> bool:
+        return self._has_custom_permission(request, "discard")
+
+    # ------------------------------------------------------------------ actions
+
+    @admin.action(permissions=["retry"], description=_("Retry now"))
+    def retry_events(self, request, queryset) -> None:
+        selected = queryset.count()
+        done = retry_now(queryset)
+        self._report(
+            request,
+            done,
+            selected - done,
+            ngettext(
+                "%(count)d event will be sent again now.",
+                "%(count)d events will be sent again now.",
+                done,
+            ),
+            skipped_text(selected - done),
+        )
+
+    @admin.action(permissions=["discard"], description=_("Discard"))
+    def discard_events(self, request, queryset) -> None:
+        selected = queryset.count()
+        done = discard(queryset, by=request.user.get_username())
+        self._report(
+            request,
+            done,
+            selected - done,
+            ngettext("%(count)d event was discarded.", "%(count)d events were discarded.", done),
+            skipped_text(selected - done),
+        )
+
+    def _report(self, request, done: int, skipped: int, done_text: str, skipped_text: str):
+        if done:
+            self.message_user(request, done_text % {"count": done}, messages.SUCCESS)
+        if skipped:
+            level = messages.WARNING if done else messages.ERROR
+            self.message_user(request, skipped_text % {"count": skipped}, level)
+
+    # ------------------------------------------------------------------ list columns
+
+    @admin.display(description=_("last error"))
+    def last_error_preview(self, obj: OutboxEvent):
+        if not obj.last_error:
+            return "-"
+        lines = obj.last_error.strip().splitlines() or [""]
+        short = Truncator(lines[0]).chars(ERROR_PREVIEW_CHARS)
+        if short == obj.last_error:
+            return short
+        full = Truncator(obj.last_error).chars(500)
+        return format_html('<span title="{}">{}</span>', full, short)
+
+    # ------------------------------------------------------------------ detail fields
+
+    @admin.display(description=_("last error"))
+    def last_error_full(self, obj: OutboxEvent):
+        if not obj.last_error:
+            return "-"
+        return format_html('<pre style="{}">{}</pre>', PRE_STYLE, obj.last_error)
+
+    @admin.display(description=_("context"))
+    def context_json(self, obj: OutboxEvent):
+        text = json.dumps(obj.context, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
+        return format_html('<pre class="outbox-context" style="{}">{}</pre>', PRE_STYLE, text)
+
+    @admin.display(description=_("recipient"))
+    def recipient_link(self, obj: OutboxEvent):
+        return reference_link(self.admin_site, obj.to_content_type_id, obj.to_object_id)
+
+    @admin.display(description=_("related object"))
+    def related_link(self, obj: OutboxEvent):
+        return reference_link(self.admin_site, obj.related_content_type_id, obj.related_object_id)
+
+    @admin.display(description=_("messages produced"))
+    def produced_messages(self, obj: OutboxEvent):
+        if obj.pk is None:
+            return "-"
+        from django_communication.models import Message
+
+        rows = list(
+            obj.messages()
+            .order_by("created_at")
+            .only("pk", "channel", "status", "to_address", "created_at")
+        )
+        if not rows:
+            return _("None yet.")
+        items = []
+        for message in rows:
+            label = f"{message.get_channel_display()} to {message.to_address}"
+            url = admin_change_url(self.admin_site, Message, message.pk)
+            link = format_html('<a href="{}">{}</a>', url, label) if url else label
+            items.append((message.status, link, message.get_status_display()))
+        return format_html(
+            # Inline margins: the admin's "form .aligned ul" indents lists by 160px otherwise.
+            '<ul class="outbox-messages" style="margin: 0; padding: 0;">{}</ul>',
+            format_html_join("", '<li data-status="{}">{} ({})</li>', items),
+        )

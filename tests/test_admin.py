@@ -1,0 +1,320 @@
+"""The admin: template preview, the read-only message log, and write-only secrets in settings."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.urls import reverse
+
+from django_communication.admin import render_preview
+from django_communication.models import CommunicationSettings, Message, MessageTemplate
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS_URL = "admin:django_communication_communicationsettings_change"
+
+
+def template_url(row: MessageTemplate) -> str:
+    return reverse("admin:django_communication_messagetemplate_change", args=[row.pk])
+
+
+def message_url(message: Message) -> str:
+    return reverse("admin:django_communication_message_change", args=[message.pk])
+
+
+@pytest.fixture
+def template(db):
+    return MessageTemplate.objects.create(
+        key="welcome",
+        name="Welcome",
+        email_subject="Hi {{ name }}\nand welcome",
+        email_body_text="Hello {{ name }}, your code is {{ code }}.",
+        email_body_html='<p>Hello {{ name }}</p><script>alert("owned")</script>',
+        sms_body="SMS for {{ name }}: {{ code }}",
+        sample_context={"name": "<b>Ann</b>", "code": 4711},
+    )
+
+
+def make_message(**fields) -> Message:
+    defaults = {
+        "channel": "email",
+        "status": "sent",
+        "message_type": "transactional",
+        "to_address": "ann@example.com",
+        "subject": "Your booking",
+        "body_text": "Text body",
+        "provider": "memory",
+        "provider_message_id": "prov-1",
+    }
+    return Message.objects.create(**{**defaults, **fields})
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_template_changelist_lists_templates(admin_client, template):
+    response = admin_client.get(reverse("admin:django_communication_messagetemplate_changelist"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "welcome" in content
+    assert "column-message_type" in content
+    assert "column-updated_at" in content
+
+
+def test_template_search_and_filter(admin_client, template):
+    MessageTemplate.objects.create(key="other", name="Other", is_active=False, sms_body="x")
+    url = reverse("admin:django_communication_messagetemplate_changelist")
+    response = admin_client.get(url, {"q": "welc"})
+    assert list(response.context["cl"].result_list) == [template]
+    response = admin_client.get(url, {"is_active__exact": "0"})
+    assert [row.key for row in response.context["cl"].result_list] == ["other"]
+
+
+def test_template_preview_renders_sample_context(admin_client, template):
+    response = admin_client.get(template_url(template))
+    assert response.status_code == 200
+    content = response.content.decode()
+    # Subject flattened to one line as send() does; text fields are not autoescaped by the
+    # template engine, so the admin escapes them on display.
+    assert "Hi &lt;b&gt;Ann&lt;/b&gt; and welcome" in content
+    assert "Hello &lt;b&gt;Ann&lt;/b&gt;, your code is 4711." in content
+    assert "SMS for &lt;b&gt;Ann&lt;/b&gt;: 4711" in content
+
+
+def test_template_preview_html_is_sandboxed_and_escaped(admin_client, template):
+    content = admin_client.get(template_url(template)).content.decode()
+    # The HTML body is autoescaped by the renderer, then escaped again into a sandboxed srcdoc.
+    rendered = '<p>Hello &lt;b&gt;Ann&lt;/b&gt;</p><script>alert("owned")</script>'
+    assert 'sandbox="" referrerpolicy="no-referrer"' in content
+    assert f'srcdoc="{html.escape(rendered)}"' in content
+    assert '<script>alert("owned")</script>' not in content
+    assert "<b>Ann</b>" not in content
+
+
+def test_template_preview_shows_render_errors(admin_client, db):
+    row = MessageTemplate.objects.create(
+        key="broken",
+        name="Broken",
+        email_subject="{% if %}",  # does not compile (saved without clean())
+        email_body_text='{% include "no/such/template.txt" %}',  # fails at render time
+        sms_body="fine {{ name }}",
+        sample_context={"name": "Bo"},
+    )
+    response = admin_client.get(template_url(row))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "does not compile" in content
+    assert "failed to render" in content
+    assert "no/such/template.txt" in content
+    assert "fine Bo" in content
+
+
+def test_template_preview_with_a_non_object_sample_context(db):
+    row = MessageTemplate(key="list", name="List", sms_body="x", sample_context=[1, 2])
+    [(field, _, rendered, error)] = render_preview(row)
+    assert field == "sms_body"
+    assert rendered is None
+    assert "must be a JSON object" in error
+
+
+def test_template_add_page_has_no_preview_yet(admin_client):
+    response = admin_client.get(reverse("admin:django_communication_messagetemplate_add"))
+    assert response.status_code == 200
+    assert "Save the template to see a preview." in response.content.decode()
+
+
+def test_template_with_bad_syntax_cannot_be_saved(admin_client, template):
+    data = {
+        "key": "welcome",
+        "name": "Welcome",
+        "message_type": "transactional",
+        "is_active": "on",
+        "email_subject": "{% if %}",
+        "email_body_text": "",
+        "email_body_html": "",
+        "sms_body": "hi",
+        "sample_context": "{}",
+    }
+    response = admin_client.post(template_url(template), data)
+    assert response.status_code == 200  # the form again, with the error
+    assert "does not compile" in response.content.decode()
+    template.refresh_from_db()
+    assert template.email_subject == "Hi {{ name }}\nand welcome"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_message_changelist_columns_filters_and_search(admin_client):
+    sent = make_message(subject="Booking BK1 confirmed")
+    failed = make_message(status="failed", channel="sms", to_address="+447911123456", subject="")
+    url = reverse("admin:django_communication_message_changelist")
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    content = response.content.decode()
+    for column in ("created_at", "channel", "direction", "status", "to_address", "provider"):
+        assert f"column-{column}" in content
+    assert set(response.context["cl"].result_list) == {sent, failed}
+    assert list(admin_client.get(url, {"status__exact": "failed"}).context["cl"].result_list) == [
+        failed
+    ]
+    assert list(admin_client.get(url, {"channel__exact": "email"}).context["cl"].result_list) == [
+        sent
+    ]
+    assert list(admin_client.get(url, {"q": "BK1"}).context["cl"].result_list) == [sent]
+    assert list(admin_client.get(url, {"q": "+447911"}).context["cl"].result_list) == [failed]
+    assert "toplinks" in content  # the created_at date hierarchy
+
+
+def test_message_admin_has_no_add(admin_client):
+    response = admin_client.get(reverse("admin:django_communication_message_changelist"))
+    assert reverse("admin:django_communication_message_add") not in response.content.decode()
+    assert admin_client.get(reverse("admin:django_communication_message_add")).status_code == 403
+
+
+def test_message_change_page_is_read_only(admin_client):
+    message = make_message(body_html="<p>Hi</p><script>alert(1)</script>")
+    response = admin_client.get(message_url(message))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert 'name="_save"' not in content
+    assert 'name="to_address"' not in content
+    assert "ann@example.com" in content
+    assert "<script>alert(1)</script>" not in content
+    assert 'sandbox=""' in content
+
+    response = admin_client.post(
+        message_url(message), {"to_address": "evil@example.com", "status": "delivered"}
+    )
+    assert response.status_code == 403
+    message.refresh_from_db()
+    assert (message.to_address, message.status) == ("ann@example.com", "sent")
+
+
+def test_message_links_to_recipient_and_related_object(admin_client, admin_user, booking):
+    message = make_message(
+        recipient_content_type=ContentType.objects.get_for_model(admin_user),
+        recipient_object_id=str(admin_user.pk),
+        related_content_type=ContentType.objects.get_for_model(booking),
+        related_object_id=str(booking.pk),
+    )
+    content = admin_client.get(message_url(message)).content.decode()
+    user_url = reverse("admin:auth_user_change", args=[admin_user.pk])
+    assert f'<a href="{user_url}">user: {admin_user}</a>' in content
+    # The test app's Booking has no admin: its name, without a link.
+    assert f"booking: {booking}" in content
+
+    booking.delete()
+    content = admin_client.get(message_url(message)).content.decode()
+    assert f"booking #{message.related_object_id} (deleted)" in content
+
+
+def test_only_superusers_delete_messages(admin_client, client, django_user_model):
+    message = make_message()
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="django_communication")
+    )
+    client.force_login(staff)
+    delete_url = reverse("admin:django_communication_message_delete", args=[message.pk])
+
+    assert client.get(message_url(message)).status_code == 200  # may view
+    assert client.get(delete_url).status_code == 403
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert Message.objects.filter(pk=message.pk).exists()
+
+    assert admin_client.get(delete_url).status_code == 200
+    admin_client.post(delete_url, {"post": "yes"})
+    assert not Message.objects.filter(pk=message.pk).exists()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def settings_data(**overrides) -> dict[str, str]:
+    data = {
+        "default_channel": "email",
+        "email_provider": "memory",
+        "email_from_address": "shop@example.com",
+        "email_from_name": "",
+        "email_reply_to": "",
+        "sms_provider": "memory",
+        "sms_sender_id": "",
+        "sms_origination_number": "",
+        "ses_region": "eu-west-1",
+        "ses_configuration_set": "",
+        "ses_access_key_id": "AKIAEXAMPLE",
+        "ses_secret_access_key": "",
+        "sns_region": "",
+        "sns_access_key_id": "",
+        "sns_secret_access_key": "",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def stored_secret(db):
+    config = CommunicationSettings.get_solo()
+    config.ses_access_key_id = "AKIAEXAMPLE"
+    config.ses_secret_access_key = "s3cr3t-ses-key-value"
+    config.sns_secret_access_key = "s3cr3t-sns-key-value"
+    config.save()
+    return config
+
+
+def test_settings_page_never_shows_secrets(admin_client, stored_secret):
+    response = admin_client.get(reverse(SETTINGS_URL))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "s3cr3t" not in content
+    assert 'type="password" name="ses_secret_access_key"' in content
+    assert "A value is stored" in content
+    for name in ("console", "memory", "django", "ses", "sns"):
+        assert name in content
+    assert "Known providers: console, django, memory, ses, sns" in content
+
+
+def test_settings_blank_secret_keeps_the_stored_value(admin_client, stored_secret):
+    response = admin_client.post(reverse(SETTINGS_URL), settings_data())
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    config = CommunicationSettings.objects.get()
+    assert config.ses_region == "eu-west-1"
+    assert config.ses_secret_access_key == "s3cr3t-ses-key-value"
+    assert config.sns_secret_access_key == "s3cr3t-sns-key-value"
+
+
+def test_settings_new_secret_replaces_and_clear_removes(admin_client, stored_secret):
+    admin_client.post(reverse(SETTINGS_URL), settings_data(ses_secret_access_key="new-value"))
+    config = CommunicationSettings.objects.get()
+    assert config.ses_secret_access_key == "new-value"
+    assert config.sns_secret_access_key == "s3cr3t-sns-key-value"
+
+    admin_client.post(reverse(SETTINGS_URL), settings_data(clear_sns_secret_access_key="on"))
+    config = CommunicationSettings.objects.get()
+    assert config.ses_secret_access_key == "new-value"
+    assert config.sns_secret_access_key == ""
+
+
+def test_settings_new_secret_and_clear_together_is_an_error(admin_client, stored_secret):
+    response = admin_client.post(
+        reverse(SETTINGS_URL),
+        settings_data(ses_secret_access_key="new-value", clear_ses_secret_access_key="on"),
+    )
+    assert response.status_code == 200
+    assert "not both" in response.content.decode()
+    assert "new-value" not in response.content.decode()
+    assert CommunicationSettings.objects.get().ses_secret_access_key == "s3cr3t-ses-key-value"
+
+
+def test_settings_rejects_unknown_provider(admin_client, stored_secret):
+    data = settings_data(sms_provider="carrier-pigeon")
+    response = admin_client.post(reverse(SETTINGS_URL), data)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Unknown provider" in content
+    assert "s3cr3t" not in content
+    assert CommunicationSettings.objects.get().sms_provider == "console"
