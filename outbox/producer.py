@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,9 @@ from django_communication.routing import validate_channel
 from .exceptions import InvalidEventError
 from .models import OutboxEvent
 from .wakeup import wake_after_commit
+
+#: The JSON escape of a NUL character (not an escaped backslash followed by "u0000").
+NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def emit(
@@ -60,16 +64,34 @@ def emit_many(events: Iterable[dict[str, Any]], *, using: str | None = None) -> 
     built = [build_event(**item) for item in events]
     using = using or router.db_for_write(OutboxEvent)
     keys = [event.idempotency_key for event in built if event.idempotency_key]
-    if keys:
+    if not keys:
+        written = OutboxEvent.objects.using(using).bulk_create(built, batch_size=500)
+    else:
         taken = set(
             OutboxEvent.objects.using(using)
             .filter(idempotency_key__in=keys)
             .values_list("idempotency_key", flat=True)
         )
-        built = [event for event in built if event.idempotency_key not in taken]
-    written = OutboxEvent.objects.using(using).bulk_create(
-        built, batch_size=500, ignore_conflicts=bool(keys)
-    )
+        fresh = []
+        for event in built:  # a key repeated among the items is written once, too
+            if event.idempotency_key not in taken:
+                fresh.append(event)
+                if event.idempotency_key:
+                    taken.add(event.idempotency_key)
+        # Not ignore_conflicts, which would return the events without their primary keys.
+        try:
+            with transaction.atomic(using=using):
+                written = OutboxEvent.objects.using(using).bulk_create(fresh, batch_size=500)
+        except IntegrityError:
+            # A concurrent producer took one of the keys since the check: one by one, as emit().
+            written = []
+            for event in fresh:
+                event.pk, event._state.adding = None, True
+                if not event.idempotency_key:
+                    event.save(force_insert=True, using=using)
+                    written.append(event)
+                elif insert_once(event, using) is event:
+                    written.append(event)
     if written:
         wake_after_commit(using)
     return written
@@ -110,7 +132,8 @@ def build_event(
 def reference(event: OutboxEvent, prefix: str, obj: models.Model | None) -> None:
     if obj is None:
         return
-    if not isinstance(obj, models.Model) or obj.pk is None:
+    # _state.adding: a default primary key (a UUID) is set before the first save.
+    if not isinstance(obj, models.Model) or obj.pk is None or obj._state.adding:
         argument = "to" if prefix == "to" else "related_object"
         raise InvalidEventError(
             f"emit({argument}=...) must be a saved model instance, got {obj!r}."
@@ -125,15 +148,27 @@ def check_serialisable(context: Any) -> None:
     if not isinstance(context, dict):
         raise InvalidEventError(f"emit(context=...) must be a dict, not {type(context).__name__}.")
     try:
-        json.dumps(context, cls=DjangoJSONEncoder)
+        encode(context)
     except (TypeError, ValueError):
         raise InvalidEventError(
             f"emit(context=...) is not JSON-serialisable at {find_unserialisable(context)}."
         ) from None
 
 
-def find_unserialisable(value: Any, path: str = "context") -> str:
-    """The path of the first value DjangoJSONEncoder cannot encode, e.g. context['booking']."""
+def encode(value: Any) -> str:
+    """JSON that every backend stores: PostgreSQL's jsonb and SQLite's JSON_VALID() refuse NaN
+    and Infinity, and jsonb refuses NUL characters; refused here, they cannot abort the caller's
+    transaction."""
+    text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+    if NUL_ESCAPE.search(text):
+        raise ValueError("a NUL character")
+    return text
+
+
+def find_unserialisable(value: Any, path: str = "context", parents: tuple = ()) -> str:
+    """The path of the first value encode() refuses, e.g. context['booking']."""
+    if any(value is parent for parent in parents):
+        return f"{path} (a circular reference)"
     items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
         items = [(f"{path}[{key!r}]", item) for key, item in value.items()]
@@ -143,21 +178,20 @@ def find_unserialisable(value: Any, path: str = "context") -> str:
         items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
     for item_path, item in items:
         try:
-            json.dumps(item, cls=DjangoJSONEncoder)
+            encode(item)
         except (TypeError, ValueError):
-            return find_unserialisable(item, item_path)
+            return find_unserialisable(item, item_path, (*parents, value))
     return f"{path} ({type(value).__name__})"
 
 
 def insert_once(event: OutboxEvent, using: str) -> OutboxEvent:
-    existing = OutboxEvent.objects.using(using).filter(idempotency_key=event.idempotency_key).first()
+    events = OutboxEvent.objects.using(using)
+    existing = events.filter(idempotency_key=event.idempotency_key).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic(using=using):
             event.save(force_insert=True, using=using)
     except IntegrityError:
-        return OutboxEvent.objects.using(using).get(idempotency_key=event.idempotency_key)
+        return events.get(idempotency_key=event.idempotency_key)
     return event
-
-

@@ -91,18 +91,28 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
     due = OutboxEvent.objects.using(using).filter(
         status=OutboxStatus.PENDING, available_at__lte=now
     )
-    with transaction.atomic(using=using):
-        candidates = due.order_by("available_at")
-        if transaction.get_connection(using).features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
-        if not ids:
+    features = transaction.get_connection(using).features
+    claim_fields = {
+        "claim_token": token,
+        "available_at": lease_until,
+        "attempts": F("attempts") + 1,
+    }
+    candidates = due.order_by("available_at")
+    if not features.has_select_for_update_skip_locked and features.allow_sliced_subqueries_with_in:
+        # No row locks (SQLite): one UPDATE whose subquery picks the rows. A transaction that
+        # reads and then writes cannot wait for another writer (SQLite answers "database is
+        # locked" at once); a statement that writes waits for the lock, then sees current rows.
+        if not due.filter(pk__in=candidates.values("pk")[:batch_size]).update(**claim_fields):
             return token, []
-        # Filtering on "still due" again keeps a second relay on a database without row locks
-        # (SQLite) from claiming the same rows: writes are serialised and the second sees them gone.
-        due.filter(pk__in=ids).update(
-            claim_token=token, available_at=lease_until, attempts=F("attempts") + 1
-        )
+    else:
+        with transaction.atomic(using=using):
+            if features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return token, []
+            # "Still due" again: without row locks, a relay that claimed them meanwhile wins.
+            due.filter(pk__in=ids).update(**claim_fields)
     events = list(OutboxEvent.objects.using(using).filter(claim_token=token))
     return token, events
 

@@ -1,5 +1,6 @@
 """Settings for the test suite: SQLite by default, any database from DATABASE_URL."""
 
+import json
 import os
 
 import dj_database_url
@@ -50,7 +51,9 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "sqlite:///" + os.path.join(os.path.dirname(__file__), "test.sqlite3"))
+        os.environ.get(
+            "DATABASE_URL", "sqlite:///" + os.path.join(os.path.dirname(__file__), "test.sqlite3")
+        )
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -67,3 +70,9 @@ COMMUNICATION = {}
 OUTBOX = {}
 
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 30, "retry": 60}
+
+# Subprocesses started by the tests (relays, a qcluster) read these settings too: the tests pass
+# their overrides as JSON, merged over the values above.
+for _name in ("COMMUNICATION", "OUTBOX", "Q_CLUSTER"):
+    if os.environ.get(f"TEST_{_name}"):
+        globals()[_name] = {**globals()[_name], **json.loads(os.environ[f"TEST_{_name}"])}

@@ -1,0 +1,609 @@
+"""The relay: fan-out, routing, retries and the dead letter, leases, pruning, commands, wake-up."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from django.utils import timezone
+from django_q.models import Schedule, Task
+
+from django_communication.exceptions import ProviderError
+from django_communication.models import Message, MessageStatus, MessageTemplate
+from django_communication.providers import memory
+from outbox import emit, tasks, wakeup
+from outbox.models import OutboxEvent, OutboxStatus
+from outbox.relay import Outcome, backoff, claim, drain, finalize, process_batch, prune
+from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
+from tests.testapp.models import Customer
+
+RULES = {
+    "booking.confirmed": {"template_key": "booking_confirmation", "message_type": "transactional"},
+    "booking.cancelled": [
+        {"template_key": "booking_cancelled", "channel": "email"},
+        {"template_key": "booking_cancelled", "channel": "sms"},
+    ],
+    "booking.reminder": [
+        {"template_key": "booking_cancelled", "message_type": "reminder"},
+        {"template_key": "booking_confirmation", "message_type": "reminder", "channel": "email"},
+    ],
+    "booking.note": {"template_key": "booking_cancelled"},
+    "booking.missing_template": {"template_key": "no_such_template", "channel": "email"},
+    "booking.broken_template": {"template_key": "broken", "channel": "email"},
+}
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def templates(db):
+    MessageTemplate.objects.create(
+        key="booking_confirmation",
+        name="Confirmation",
+        message_type="transactional",
+        email_subject="Booking {{ ref }}",
+        email_body_text="Confirmed {{ ref }}",
+    )
+    MessageTemplate.objects.create(
+        key="booking_cancelled",
+        name="Cancelled",
+        message_type="announcement",
+        email_subject="Cancelled {{ ref }}",
+        email_body_text="Cancelled {{ ref }}",
+        sms_body="Cancelled {{ ref }}",
+    )
+    MessageTemplate.objects.create(
+        key="broken",
+        name="Broken",
+        email_subject="Broken {{ ref }}",
+        email_body_text="{% include 'no/such/file.txt' %}",
+    )
+
+
+@pytest.fixture
+def outbox(settings):
+    """OUTBOX with the rules above and no wake-up; tests change settings.OUTBOX as they need."""
+    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
+    return settings.OUTBOX
+
+
+@pytest.fixture
+def scripted(comm_config, settings):
+    """Both channels through ScriptedProvider."""
+    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
+    comm_config.email_provider = comm_config.sms_provider = "scripted"
+    comm_config.save()
+    ScriptedProvider.reset()
+    yield ScriptedProvider
+    ScriptedProvider.reset()
+
+
+@pytest.fixture
+def fresh_wakeup():
+    """No wake-up left over from another test: no recent enqueue, no pending timer."""
+    wakeup._last_enqueue = 0.0
+    yield
+    with wakeup._lock:
+        if wakeup._timer is not None:
+            wakeup._timer.cancel()
+            wakeup._timer = None
+    wakeup._last_enqueue = 0.0
+
+
+def make_due() -> None:
+    OutboxEvent.objects.update(available_at=timezone.now() - timedelta(seconds=1))
+
+
+def reload(event: OutboxEvent) -> OutboxEvent:
+    return OutboxEvent.objects.get(pk=event.pk)
+
+
+# ------------------------------------------------------------------------- fan-out and routing
+
+
+def test_each_rule_sends_one_message_with_its_own_key(comm_config, templates, customer, outbox):
+    confirmed = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    cancelled = emit("booking.cancelled", to=customer, context={"ref": "BK1"})
+    summary = drain()
+    assert (summary.dispatched, summary.retried, summary.dead) == (2, 0, 0)
+    assert [m.channel for m in confirmed.messages()] == ["email"]
+    assert sorted(m.channel for m in cancelled.messages()) == ["email", "sms"]
+    assert sorted(Message.objects.values_list("idempotency_key", flat=True)) == sorted(
+        [
+            f"outbox:{confirmed.pk}:booking_confirmation:transactional",
+            f"outbox:{cancelled.pk}:booking_cancelled:email",
+            f"outbox:{cancelled.pk}:booking_cancelled:sms",
+        ]
+    )
+    assert len(memory.messages) == 3
+    for event in (confirmed, cancelled):
+        row = reload(event)
+        assert row.status == OutboxStatus.DISPATCHED
+        assert row.dispatched_at is not None and row.claim_token is None and row.attempts == 1
+    assert drain().processed == 0
+    assert len(memory.messages) == 3
+
+
+def test_message_type_routes_and_channel_forces(comm_config, templates, customer, outbox):
+    reminder = emit("booking.reminder", to=customer, context={"ref": "BK1"})
+    note = emit("booking.note", to=customer, context={"ref": "BK1"})
+    forced = emit("booking.note", to=customer, context={"ref": "BK2"}, channel="sms")
+    assert drain().dispatched == 3
+    # reminder → sms by the routing table; a channel in the rule wins over its message type.
+    assert sorted((m.channel, m.message_type) for m in reminder.messages()) == [
+        ("email", "reminder"),
+        ("sms", "reminder"),
+    ]
+    # No channel, no message type in the rule: the template's type routes (announcement → email).
+    assert [(m.channel, m.message_type) for m in note.messages()] == [("email", "announcement")]
+    # The event's channel forces a rule that names none.
+    assert [m.channel for m in forced.messages()] == ["sms"]
+
+
+# ------------------------------------------------------------------------- the dead letter
+
+
+def test_event_without_rule_is_dead_at_once(comm_config, templates, customer, outbox):
+    event = emit("booking.unknown", to=customer)
+    summary = drain()
+    assert (summary.dispatched, summary.retried, summary.dead) == (0, 0, 1)
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and row.attempts == 1 and row.claim_token is None
+    assert row.last_error == "No rule for event type 'booking.unknown' in OUTBOX['RULES']."
+    assert memory.messages == [] and Message.objects.count() == 0
+
+
+def test_missing_template_is_dead_at_once(comm_config, templates, customer, outbox):
+    event = emit("booking.missing_template", to=customer)
+    assert drain().dead == 1
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and row.attempts == 1
+    assert "No active message template with key 'no_such_template'" in row.last_error
+    assert memory.messages == []
+
+
+def test_deleted_recipient_is_dead_at_once(comm_config, templates, customer, booking, outbox):
+    other = Customer.objects.create(name="Gone", email="gone@example.com")
+    event = emit("booking.confirmed", to=other, context={"ref": "BK1"})
+    related_gone = emit("booking.confirmed", to=customer, related_object=other)
+    other_pk = other.pk
+    other.delete()
+    assert drain().dead == 2
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and row.attempts == 1
+    assert row.last_error == f"The recipient (Testapp | customer {other_pk}) no longer exists."
+    assert "related object" in reload(related_gone).last_error
+    assert memory.messages == [] and Message.objects.count() == 0
+
+
+def test_permanent_provider_error_is_dead_at_once(templates, customer, outbox, scripted):
+    scripted.fail["email"] = ProviderError("address refused", retryable=False)
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    assert drain().dead == 1
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and row.attempts == 1
+    assert "address refused (permanent)" in row.last_error
+
+
+# ------------------------------------------------------------------------- retries
+
+
+def test_retryable_failure_backs_off_then_gives_up(templates, customer, outbox, scripted):
+    outbox.update(MAX_ATTEMPTS=3, BACKOFF_SECONDS=10, BACKOFF_MAX_SECONDS=3600)
+    scripted.fail["email"] = ProviderError("throttled", retryable=True)
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+
+    for attempt, ceiling in ((1, 10), (2, 20)):
+        before = timezone.now()
+        summary = drain()
+        assert (summary.dispatched, summary.retried, summary.dead) == (0, 1, 0)
+        row = reload(event)
+        assert row.status == OutboxStatus.PENDING
+        assert row.attempts == attempt
+        assert row.claim_token is None
+        assert "throttled (retryable)" in row.last_error
+        # Backoff: between half the ceiling and the ceiling from now, never due at once.
+        assert before + timedelta(seconds=ceiling / 2) <= row.available_at
+        assert row.available_at <= timezone.now() + timedelta(seconds=ceiling)
+        assert drain().processed == 0  # not due yet
+        make_due()
+
+    summary = drain()
+    assert (summary.dispatched, summary.retried, summary.dead) == (0, 0, 1)
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and row.attempts == 3
+    assert row.last_error.startswith("Gave up after 3 attempts: ")
+    assert "throttled" in row.last_error
+    assert len(scripted.calls) == 3
+    make_due()
+    assert drain().processed == 0  # the dead stay dead
+    [message] = event.messages()
+    assert message.status == MessageStatus.FAILED
+
+
+def test_retry_succeeds_once_the_provider_recovers(templates, customer, outbox, scripted):
+    scripted.fail["email"] = ProviderError("unavailable", retryable=True)
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    assert drain().retried == 1
+    scripted.fail.clear()
+    make_due()
+    assert drain().dispatched == 1
+    row = reload(event)
+    assert (row.status, row.attempts, row.last_error) == (OutboxStatus.DISPATCHED, 2, "")
+    [message] = event.messages()  # the failed message was sent again, not duplicated
+    assert message.status == MessageStatus.SENT
+    assert len(scripted.calls) == 2
+
+
+def test_configuration_error_is_retried_not_dead(comm_config, templates, customer, outbox):
+    """An unknown provider in the settings is an administrator's fix away: retry."""
+    config = comm_config
+    config.email_provider = "no-such-provider"
+    config.save()
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    assert drain().retried == 1
+    assert "Unknown provider 'no-such-provider'" in reload(event).last_error
+
+
+def test_backoff_is_exponential_jittered_and_capped(settings):
+    settings.OUTBOX = {"BACKOFF_SECONDS": 10, "BACKOFF_MAX_SECONDS": 60}
+    for attempts, ceiling in ((1, 10), (2, 20), (3, 40), (4, 60), (10, 60)):
+        for _ in range(20):
+            delay = backoff(attempts).total_seconds()
+            assert ceiling / 2 <= delay <= ceiling
+
+
+def test_poison_events_do_not_stop_the_batch(comm_config, templates, customer, outbox, monkeypatch):
+    from outbox import relay
+
+    real_send = relay.send
+
+    def send(**kwargs):
+        if kwargs["context"].get("explode"):
+            raise RuntimeError("bug in a resolver")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(relay, "send", send)
+    no_phone = Customer.objects.create(name="No phone", email="np@example.com")
+    first = emit("booking.confirmed", to=customer, context={"ref": "A"})
+    broken = emit("booking.broken_template", to=customer, context={"ref": "B"})
+    no_address = emit("booking.note", to=no_phone, context={"ref": "C"}, channel="sms")
+    exploding = emit("booking.confirmed", to=customer, context={"ref": "D", "explode": True})
+    last = emit("booking.confirmed", to=customer, context={"ref": "E"})
+
+    summary = drain(batch_size=10)
+    assert (summary.dispatched, summary.retried, summary.dead) == (2, 1, 2)
+    assert reload(first).status == reload(last).status == OutboxStatus.DISPATCHED
+    row = reload(broken)
+    assert row.status == OutboxStatus.DEAD and "failed to render" in row.last_error
+    row = reload(no_address)
+    assert row.status == OutboxStatus.DEAD and "has no sms address" in row.last_error
+    row = reload(exploding)
+    assert row.status == OutboxStatus.PENDING
+    assert "unexpected RuntimeError('bug in a resolver')" in row.last_error
+    assert sorted(m.subject for m in memory.messages) == ["Booking A", "Booking E"]
+
+
+def test_retry_after_partial_fan_out_sends_only_the_failed_rule(
+    templates, customer, outbox, scripted
+):
+    scripted.fail["sms"] = ProviderError("gateway timeout", retryable=True)
+    event = emit("booking.cancelled", to=customer, context={"ref": "BK1"})
+    assert drain().retried == 1
+    prefix = f"outbox:{event.pk}:booking_cancelled"
+    assert [call[0] for call in scripted.calls] == [f"{prefix}:email", f"{prefix}:sms"]
+    assert "booking_cancelled (sms): " in reload(event).last_error
+
+    scripted.fail.clear()
+    make_due()
+    assert drain().dispatched == 1
+    assert [call[0] for call in scripted.calls] == [
+        f"{prefix}:email",
+        f"{prefix}:sms",
+        f"{prefix}:sms",  # only the rule that had failed
+    ]
+    assert sorted(event.messages().values_list("channel", "status")) == [
+        ("email", MessageStatus.SENT),
+        ("sms", MessageStatus.SENT),
+    ]
+
+
+# ------------------------------------------------------------------------- leases
+
+
+def test_relay_whose_lease_ran_out_changes_nothing(comm_config, templates, customer, outbox):
+    events = [emit("booking.confirmed", to=customer, context={"ref": f"R{n}"}) for n in range(3)]
+    stale_token, stale_events = claim(10)
+    assert len(stale_events) == 3
+    assert claim(10)[1] == []  # leased: another relay gets nothing
+    assert all(reload(e).claim_token == stale_token for e in events)
+
+    make_due()  # the lease ran out while the first relay was stuck
+    second = drain()
+    assert second.dispatched == 3
+    assert len(memory.messages) == 3
+
+    # The stuck relay wakes up: it may call send() again, but each message carries an
+    # idempotency key, and its finalize matches no row.
+    late = process_batch(stale_token, stale_events)
+    assert (late.dispatched, late.lost_lease) == (0, 3)
+    assert len(memory.messages) == 3
+    # A late failure report does not touch the events either.
+    late = finalize(
+        stale_token,
+        [
+            Outcome(e, errors=["late"], retryable=r)
+            for e, r in zip(stale_events, (True, False, True), strict=True)
+        ],
+    )
+    assert (late.retried, late.dead, late.lost_lease) == (0, 0, 3)
+    for event in events:
+        row = reload(event)
+        assert (row.status, row.last_error, row.attempts) == (OutboxStatus.DISPATCHED, "", 2)
+
+
+def test_claim_leases_for_lease_seconds(comm_config, templates, customer, outbox):
+    outbox["LEASE_SECONDS"] = 120
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    before = timezone.now()
+    token, [claimed] = claim(5)
+    row = reload(event)
+    assert row.claim_token == token and claimed.attempts == row.attempts == 1
+    assert before + timedelta(seconds=119) <= row.available_at
+    assert row.available_at <= timezone.now() + timedelta(seconds=120)
+    assert row.status == OutboxStatus.PENDING
+
+
+def test_cancelled_events_are_not_sent(comm_config, templates, customer, outbox):
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxStatus.CANCELLED)
+    assert drain().processed == 0
+    assert memory.messages == []
+
+
+# ------------------------------------------------------------------------- pruning
+
+
+def test_prune_deletes_only_old_dispatched_and_cancelled(db, customer, outbox):
+    old = timezone.now() - timedelta(days=8)
+    made = {}
+    for status in OutboxStatus.values:
+        for age in ("old", "new"):
+            event = emit("booking.confirmed", to=customer)
+            OutboxEvent.objects.filter(pk=event.pk).update(
+                status=status, updated_at=old if age == "old" else timezone.now()
+            )
+            made[(status, age)] = event.pk
+    assert prune() == 2
+    remaining = set(OutboxEvent.objects.values_list("pk", flat=True))
+    assert remaining == {
+        pk
+        for (status, age), pk in made.items()
+        if not (age == "old" and status in ("dispatched", "cancelled"))
+    }
+    # Never the pending or dead ones, whatever their age.
+    assert prune(older_than_days=0) == 2
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"pending", "dead"}
+    assert OutboxEvent.objects.count() == 4
+
+
+def test_prune_command_and_task(db, customer, outbox):
+    event = emit("booking.confirmed", to=customer)
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        status=OutboxStatus.DISPATCHED, updated_at=timezone.now() - timedelta(days=2)
+    )
+    out = StringIO()
+    call_command("prune_outbox", "--days", "3", stdout=out)
+    assert out.getvalue().strip() == "Pruned 0 outbox events."
+    with pytest.raises(CommandError, match="--days must be >= 0"):
+        call_command("prune_outbox", "--days", "-1")
+    outbox["RETENTION_DAYS"] = 1
+    assert tasks.prune_dispatched() == 1
+    assert not OutboxEvent.objects.exists()
+
+
+# ------------------------------------------------------------------------- drain_outbox
+
+
+def test_drain_command_reports_and_honours_limit_and_batch_size(
+    comm_config, templates, customer, outbox, monkeypatch
+):
+    from outbox import relay
+
+    sizes = []
+    real_claim = relay.claim
+
+    def recording_claim(batch_size):
+        sizes.append(batch_size)
+        return real_claim(batch_size)
+
+    monkeypatch.setattr(relay, "claim", recording_claim)
+    for n in range(5):
+        emit("booking.confirmed", to=customer, context={"ref": f"R{n}"})
+    emit("booking.unknown", to=customer)
+
+    out = StringIO()
+    call_command("drain_outbox", "--limit", "3", "--batch-size", "2", stdout=out)
+    assert out.getvalue() == "Outbox drained: dispatched 3, retried 0, dead 0.\n"
+    assert sizes == [2, 1]
+    assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).count() == 3
+
+    sizes.clear()
+    out = StringIO()
+    call_command("drain_outbox", "--batch-size", "2", stdout=out)
+    assert out.getvalue() == "Outbox drained: dispatched 2, retried 0, dead 1.\n"
+    assert sizes == [2, 2, 2]  # R3 and R4; the unknown type; then nothing
+    assert len(memory.messages) == 5
+
+    out = StringIO()
+    call_command("drain_outbox", stdout=out)
+    assert out.getvalue() == "Outbox drained: dispatched 0, retried 0, dead 0.\n"
+
+
+@pytest.mark.parametrize(
+    "arguments, error",
+    [
+        (["--limit", "0"], "--limit must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--batch-size", "-5"], "--batch-size must be at least 1"),
+        (["--interval", "0"], "--interval must be greater than 0"),
+        (["--limit", "many"], "invalid int value: 'many'"),
+    ],
+)
+def test_drain_command_rejects_bad_values(db, outbox, arguments, error):
+    with pytest.raises(CommandError, match=error):
+        call_command("drain_outbox", *arguments)
+
+
+def test_drain_task_returns_the_summary(comm_config, templates, customer, outbox):
+    emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    assert tasks.drain() == "dispatched 1, retried 0, dead 0"
+
+
+# ------------------------------------------------------------------------- wake-up on commit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commit_dispatches_through_the_django_q_task(
+    comm_config, templates, customer, booking, settings, fresh_wakeup
+):
+    settings.OUTBOX = {"RULES": RULES, "WAKE_INTERVAL_SECONDS": 0}
+    with transaction.atomic():
+        emit("booking.confirmed", to=customer, context={"ref": "BK1"}, related_object=booking)
+        emit("booking.cancelled", to=customer, context={"ref": "BK1"}, related_object=booking)
+        assert memory.messages == []  # nothing leaves before the commit
+    # Q_CLUSTER["sync"] runs the task inside the on_commit callback.
+    assert len(memory.messages) == 3
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {OutboxStatus.DISPATCHED}
+    [task] = Task.objects.all()
+    assert (task.func, task.success, task.group) == ("outbox.tasks.drain", True, "outbox")
+    assert task.result == "dispatched 2, retried 0, dead 0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_does_not_wake_the_relay(
+    comm_config, templates, customer, settings, fresh_wakeup, monkeypatch
+):
+    settings.OUTBOX = {"RULES": RULES, "WAKE_INTERVAL_SECONDS": 0}
+    enqueued = []
+    monkeypatch.setattr(wakeup, "enqueue_drain", lambda: enqueued.append(1))
+    with pytest.raises(Boom), transaction.atomic():
+        emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+        raise Boom
+    assert enqueued == []
+    assert not Task.objects.exists()
+    assert memory.messages == [] and not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_outside_a_transaction_wakes_at_once(
+    comm_config, templates, customer, settings, fresh_wakeup
+):
+    settings.OUTBOX = {"RULES": RULES, "WAKE_INTERVAL_SECONDS": 0}
+    emit("booking.confirmed", to=customer, context={"ref": "BK1"})  # autocommit
+    assert len(memory.messages) == 1
+
+
+def test_many_emits_in_a_transaction_register_one_callback(
+    db, customer, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTBOX = {"RULES": RULES}
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for n in range(50):
+            emit("booking.confirmed", to=customer, context={"n": n})
+        with transaction.atomic():
+            emit("booking.confirmed", to=customer)
+    assert callbacks == [wakeup.wake]
+
+
+def test_a_rolled_back_savepoint_does_not_lose_the_wake_up(
+    db, customer, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTBOX = {"RULES": RULES}
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        with pytest.raises(Boom), transaction.atomic():
+            emit("booking.confirmed", to=customer)  # registers the callback...
+            raise Boom  # ...which goes with the savepoint
+        emit("booking.confirmed", to=customer)  # so this one must register again
+        emit("booking.confirmed", to=customer)
+    assert callbacks == [wakeup.wake]
+
+
+def test_no_callback_when_wake_on_commit_is_off(
+    db, customer, outbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        emit("booking.confirmed", to=customer)
+    assert callbacks == []
+
+
+def test_wakes_within_the_interval_coalesce_into_one_trailing_enqueue(
+    settings, fresh_wakeup, monkeypatch
+):
+    settings.OUTBOX = {"WAKE_INTERVAL_SECONDS": 0.3}
+    enqueued = []
+    monkeypatch.setattr(wakeup, "enqueue_drain", lambda: enqueued.append(time.monotonic()))
+    start = time.monotonic()
+    for _ in range(20):
+        wakeup.wake()
+    assert len(enqueued) == 1  # the first at once
+    deadline = time.monotonic() + 5
+    while len(enqueued) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.4)
+    assert len(enqueued) == 2  # ...and one when the interval ends, for all the others
+    assert enqueued[1] - start >= 0.25
+    assert wakeup._timer is None
+
+
+def test_a_broker_outage_does_not_fail_the_commit(settings, fresh_wakeup, monkeypatch, caplog):
+    settings.OUTBOX = {"WAKE_INTERVAL_SECONDS": 0}
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr("django_q.tasks.async_task", broken)
+    wakeup.wake()  # logs, does not raise
+    assert "could not queue a drain task" in caplog.text
+
+
+# ------------------------------------------------------------------------- schedule
+
+
+def test_outbox_schedule_creates_the_schedules_idempotently(db, settings):
+    settings.OUTBOX = {"SCHEDULE_MINUTES": 5}
+    out = StringIO()
+    call_command("outbox_schedule", stdout=out)
+    call_command("outbox_schedule", stdout=out)
+    assert "every 5 minute(s)" in out.getvalue()
+    drain_schedule = Schedule.objects.get(name="outbox-drain")
+    assert (drain_schedule.func, drain_schedule.schedule_type, drain_schedule.minutes) == (
+        "outbox.tasks.drain",
+        Schedule.MINUTES,
+        5,
+    )
+    assert drain_schedule.repeats == -1
+    prune_schedule = Schedule.objects.get(name="outbox-prune")
+    assert (prune_schedule.func, prune_schedule.schedule_type) == (
+        "outbox.tasks.prune_dispatched",
+        Schedule.DAILY,
+    )
+    assert Schedule.objects.count() == 2
+
+    settings.OUTBOX = {"SCHEDULE_MINUTES": 2}
+    call_command("outbox_schedule", stdout=StringIO())
+    assert Schedule.objects.count() == 2
+    assert Schedule.objects.get(name="outbox-drain").minutes == 2
+
+
+def test_connection_is_not_left_in_a_transaction_by_drain(comm_config, templates, customer, outbox):
+    emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    depth = len(connection.savepoint_ids)
+    drain()
+    assert len(connection.savepoint_ids) == depth
