@@ -1,8 +1,8 @@
 """Sessions: tests (Django x Python matrix, SQLite then PostgreSQL), lint, demo, bench.
 
-    nox -s tests            every combination below
-    nox -s "tests-3.11(django='5.2')"
-    nox -s lint demo bench
+nox -s tests            every combination below
+nox -s "tests(python='3.11', django='5.2')"
+nox -s lint demo bench
 """
 
 from __future__ import annotations
@@ -40,8 +40,15 @@ def database_url(session: nox.Session, name: str) -> str:
 def tests(session: nox.Session, django: str) -> None:
     """The test suite on SQLite, then on PostgreSQL (required when CI is set)."""
     session.install("-e", ".[test]", f"django~={django}.0")
-    session.run("python", "-m", "django", "makemigrations", "--check", "--dry-run",
-                env={"DJANGO_SETTINGS_MODULE": "tests.settings"})
+    session.run(
+        "python",
+        "-m",
+        "django",
+        "makemigrations",
+        "--check",
+        "--dry-run",
+        env={"DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
     tmp = Path(session.create_tmp())
     sqlite = f"sqlite:///{tmp / 'db.sqlite3'}"
     session.run("pytest", *session.posargs, env={"DATABASE_URL": sqlite})

@@ -10,7 +10,8 @@ class CommunicationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import cache, checks as our_checks
+        from . import cache
+        from . import checks as our_checks
         from .models import CommunicationSettings, MessageTemplate
 
         checks.register(our_checks.check_settings)

@@ -62,9 +62,7 @@ class CommunicationSettings(SingletonModel):
     ses_access_key_id = models.CharField(max_length=128, blank=True)
     ses_secret_access_key = models.CharField(max_length=256, blank=True)
     ses_configuration_set = models.CharField(max_length=64, blank=True)
-    sns_region = models.CharField(
-        max_length=30, blank=True, help_text=_("Blank: the SES region.")
-    )
+    sns_region = models.CharField(max_length=30, blank=True, help_text=_("Blank: the SES region."))
     sns_access_key_id = models.CharField(max_length=128, blank=True)
     sns_secret_access_key = models.CharField(max_length=256, blank=True)
 

@@ -7,7 +7,7 @@ outbox.E004  a rule's template_key is missing or empty
 outbox.E005  a rule names an unknown channel
 outbox.E006  a rule names an unknown message type
 outbox.E007  an event type lists the same rule twice
-outbox.E008  a numeric setting is out of range
+outbox.E008  a numeric setting is out of range, or a flag is not a bool
 outbox.W001  django_q is not in INSTALLED_APPS: no wake-up on commit, no schedule
 """
 
@@ -25,6 +25,7 @@ from .conf import DEFAULTS, RULE_KEYS, Rule
 
 POSITIVE = ("MAX_ATTEMPTS", "BATCH_SIZE", "LEASE_SECONDS", "SCHEDULE_MINUTES")
 NON_NEGATIVE = ("BACKOFF_SECONDS", "BACKOFF_MAX_SECONDS", "RETENTION_DAYS", "WAKE_INTERVAL_SECONDS")
+FLAGS = ("WAKE_ON_COMMIT", "ASYNC_COMMIT")
 
 
 def check_outbox_settings(app_configs=None, **kwargs) -> list:
@@ -62,13 +63,19 @@ def check_rules(rules: Any) -> list:
     errors = []
     for event_type, entry in rules.items():
         if not isinstance(event_type, str) or not event_type:
-            errors.append(Error(f"OUTBOX['RULES'] key {event_type!r} is not an event type.",
-                                id="outbox.E002"))
+            errors.append(
+                Error(f"OUTBOX['RULES'] key {event_type!r} is not an event type.", id="outbox.E002")
+            )
             continue
         items = [entry] if isinstance(entry, dict) else entry
         if not isinstance(items, list) or not items:
-            errors.append(Error(f"OUTBOX['RULES'][{event_type!r}] must be a rule dict or a "
-                                "non-empty list of them.", id="outbox.E002"))
+            errors.append(
+                Error(
+                    f"OUTBOX['RULES'][{event_type!r}] must be a rule dict or a "
+                    "non-empty list of them.",
+                    id="outbox.E002",
+                )
+            )
             continue
         seen: set[str] = set()
         for index, rule in enumerate(items):
@@ -78,8 +85,12 @@ def check_rules(rules: Any) -> list:
             if not rule_errors:
                 key = Rule(**rule).key
                 if key in seen:
-                    errors.append(Error(f"{where} repeats an earlier rule of the same event type.",
-                                        id="outbox.E007"))
+                    errors.append(
+                        Error(
+                            f"{where} repeats an earlier rule of the same event type.",
+                            id="outbox.E007",
+                        )
+                    )
                 seen.add(key)
     return errors
 
@@ -90,25 +101,45 @@ def check_rule(where: str, rule: Any) -> list:
     errors = []
     unknown = sorted(set(rule) - RULE_KEYS)
     if unknown:
-        errors.append(Error(f"{where} has unknown key(s): {', '.join(map(str, unknown))}.",
-                            hint=f"Rule keys: {', '.join(sorted(RULE_KEYS))}.", id="outbox.E003"))
+        errors.append(
+            Error(
+                f"{where} has unknown key(s): {', '.join(map(str, unknown))}.",
+                hint=f"Rule keys: {', '.join(sorted(RULE_KEYS))}.",
+                id="outbox.E003",
+            )
+        )
     template_key = rule.get("template_key")
     if not isinstance(template_key, str) or not template_key.strip():
         errors.append(Error(f"{where} needs a non-empty 'template_key'.", id="outbox.E004"))
     channel = rule.get("channel")
     if channel is not None and channel not in Channel.values:
-        errors.append(Error(f"{where} has unknown channel {channel!r}.",
-                            hint=f"Channels: {', '.join(Channel.values)}.", id="outbox.E005"))
+        errors.append(
+            Error(
+                f"{where} has unknown channel {channel!r}.",
+                hint=f"Channels: {', '.join(Channel.values)}.",
+                id="outbox.E005",
+            )
+        )
     message_type = rule.get("message_type")
     if message_type is not None and message_type not in MessageType.values:
-        errors.append(Error(f"{where} has unknown message type {message_type!r}.",
-                            hint=f"Message types: {', '.join(MessageType.values)}.",
-                            id="outbox.E006"))
+        errors.append(
+            Error(
+                f"{where} has unknown message type {message_type!r}.",
+                hint=f"Message types: {', '.join(MessageType.values)}.",
+                id="outbox.E006",
+            )
+        )
     return errors
 
 
 def check_numbers(values: dict) -> list:
-    errors = []
+    errors = [
+        Error(
+            f"OUTBOX['{name}'] must be True or False, got {values.get(name)!r}.", id="outbox.E008"
+        )
+        for name in FLAGS
+        if not isinstance(values.get(name), bool)
+    ]
     for name in POSITIVE + NON_NEGATIVE:
         value = values.get(name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -116,6 +147,9 @@ def check_numbers(values: dict) -> list:
             ok = False
         if not ok:
             bound = "> 0" if name in POSITIVE else ">= 0"
-            errors.append(Error(f"OUTBOX['{name}'] must be a number {bound}, got {value!r}.",
-                                id="outbox.E008"))
+            errors.append(
+                Error(
+                    f"OUTBOX['{name}'] must be a number {bound}, got {value!r}.", id="outbox.E008"
+                )
+            )
     return errors

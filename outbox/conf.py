@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "WAKE_ON_COMMIT": True,
     "WAKE_INTERVAL_SECONDS": 0.2,
     "SCHEDULE_MINUTES": 1,
+    "ASYNC_COMMIT": True,
 }
 
 RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
@@ -82,6 +83,10 @@ class OutboxSettings:
     @property
     def wake_interval_seconds(self) -> float:
         return float(self.get("WAKE_INTERVAL_SECONDS"))
+
+    @property
+    def async_commit(self) -> bool:
+        return bool(self.get("ASYNC_COMMIT"))
 
     @property
     def schedule_minutes(self) -> int:

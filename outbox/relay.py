@@ -12,17 +12,20 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import router, transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_communication.exceptions import CommunicationError
-from django_communication.sending import send
+from django_communication.models import Message
+from django_communication.sending import SendRequest, send_many
 
 from .conf import Rule, outbox_settings
 from .models import OutboxEvent, OutboxStatus
@@ -62,6 +65,14 @@ class Outcome:
     def ok(self) -> bool:
         return not self.errors
 
+    def fail(self, rule: Rule, exc: Exception) -> None:
+        if isinstance(exc, CommunicationError):
+            self.errors.append(f"{rule.template_key} ({rule.channel or 'routed'}): {exc}")
+            self.retryable = self.retryable or not exc.permanent
+        else:
+            self.errors.append(f"{rule.template_key}: unexpected {exc!r}")
+            self.retryable = True
+
 
 def drain(
     batch_size: int | None = None,
@@ -71,15 +82,40 @@ def drain(
     """Dispatch due events batch by batch until none is due (or ``limit`` were processed)."""
     summary = DrainSummary()
     batch_size = batch_size or outbox_settings.batch_size
-    while limit is None or summary.processed < limit:
-        size = batch_size if limit is None else min(batch_size, limit - summary.processed)
-        token, events = claim(size)
-        if not events:
-            break
-        summary.add(process_batch(token, events))
-        if progress:
-            progress(summary)
+    with relaxed_commits():
+        while limit is None or summary.processed < limit:
+            size = batch_size if limit is None else min(batch_size, limit - summary.processed)
+            token, events = claim(size)
+            if not events:
+                break
+            summary.add(process_batch(token, events))
+            if progress:
+                progress(summary)
     return summary
+
+
+@contextmanager
+def relaxed_commits() -> Iterator[None]:
+    """On PostgreSQL, with OUTBOX["ASYNC_COMMIT"], the relay's commits do not wait for the WAL
+    flush. A relay that dies loses nothing it committed; only a crash of the database server
+    can forget the last fraction of a second of outcomes, whose messages are then sent again."""
+    aliases = {router.db_for_write(OutboxEvent), router.db_for_write(Message)}
+    relaxed = [
+        connections[alias]
+        for alias in aliases
+        if outbox_settings.async_commit
+        and connections[alias].vendor == "postgresql"
+        and not connections[alias].in_atomic_block
+    ]
+    for connection in relaxed:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        for connection in relaxed:
+            with suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
 
 
 def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
@@ -120,8 +156,33 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
 def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
     recipients = load_references(events, "to")
     related = load_references(events, "related")
-    outcomes = [dispatch(event, recipients, related) for event in events]
+    outcomes = [Outcome(event) for event in events]
+    planned = [
+        (outcome, rule, request)
+        for outcome in outcomes
+        for rule, request in plan(outcome, recipients, related)
+    ]
+    results = send_isolated([request for _, _, request in planned])
+    for (outcome, rule, _), result in zip(planned, results, strict=True):
+        if isinstance(result, Exception):
+            outcome.fail(rule, result)
     return finalize(token, outcomes)
+
+
+def send_isolated(requests: list[SendRequest]) -> list[object]:
+    """send_many() for the batch; if something other than a CommunicationError escapes it (a
+    bug in a resolver...), each request again on its own, so only its event pays."""
+    try:
+        return send_many(requests)
+    except Exception:
+        logger.exception("outbox: a batch send raised; retrying its messages one by one")
+    results: list[object] = []
+    for request in requests:
+        try:
+            results += send_many([request])
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 def load_references(events: Iterable[OutboxEvent], prefix: str) -> dict[tuple[int, str], object]:
@@ -136,32 +197,54 @@ def load_references(events: Iterable[OutboxEvent], prefix: str) -> dict[tuple[in
         model = ContentType.objects.get_for_id(type_id).model_class()
         if model is None:
             continue
-        for obj in model._base_manager.filter(pk__in=list(ids)):
+        try:
+            objects = list(model._base_manager.filter(pk__in=list(ids)))
+        except (ValueError, ValidationError):
+            # An id that no longer fits the model's key: load the rest one by one, so only
+            # its event fails ("no longer exists").
+            objects = [obj for pk in ids for obj in load_one(model, pk)]
+        for obj in objects:
             found[(type_id, str(obj.pk))] = obj
     return found
 
 
-def dispatch(event: OutboxEvent, recipients: dict, related: dict) -> Outcome:
-    outcome = Outcome(event)
+def load_one(model, pk: str) -> list:
+    try:
+        return list(model._base_manager.filter(pk=pk))
+    except (ValueError, ValidationError):
+        return []
+
+
+def plan(outcome: Outcome, recipients: dict, related: dict) -> list[tuple[Rule, SendRequest]]:
+    """The messages an event asks for, one per rule; records why there are none."""
+    event = outcome.event
+    if event.attempts > outbox_settings.max_attempts:
+        # Claimed again and again without a finished batch: processing it kills the relay.
+        outcome.errors.append(f"Claimed {event.attempts} times without finishing.")
+        return []
     rules = outbox_settings.rules_for(event.event_type)
     if not rules:
         outcome.errors.append(f"No rule for event type {event.event_type!r} in OUTBOX['RULES'].")
-        return outcome
+        return []
     to = resolve(event, "to", recipients, outcome)
     related_object = resolve(event, "related", related, outcome)
     if not outcome.ok:
-        return outcome
-    for rule in rules:
-        try:
-            send_rule(event, rule, to, related_object)
-        except CommunicationError as exc:
-            outcome.errors.append(f"{rule.template_key} ({rule.channel or 'routed'}): {exc}")
-            outcome.retryable = outcome.retryable or not exc.permanent
-        except Exception as exc:  # a bug in a template filter, a resolver...: isolate the event
-            logger.exception("outbox: event %s rule %s raised", event.pk, rule.key)
-            outcome.errors.append(f"{rule.template_key}: unexpected {exc!r}")
-            outcome.retryable = True
-    return outcome
+        return []
+    return [
+        (
+            rule,
+            SendRequest(
+                to=to,
+                template_key=rule.template_key,
+                context=event.context,
+                channel=rule.channel or event.channel or None,
+                message_type=rule.message_type,
+                related_object=related_object,
+                idempotency_key=f"{event.message_key_prefix}{rule.key}",
+            ),
+        )
+        for rule in rules
+    ]
 
 
 def resolve(event: OutboxEvent, prefix: str, loaded: dict, outcome: Outcome):
@@ -176,18 +259,6 @@ def resolve(event: OutboxEvent, prefix: str, loaded: dict, outcome: Outcome):
             f"{getattr(event, f'{prefix}_object_id')}) no longer exists."
         )
     return obj
-
-
-def send_rule(event: OutboxEvent, rule: Rule, to, related_object) -> None:
-    send(
-        to=to,
-        template_key=rule.template_key,
-        context=event.context,
-        channel=rule.channel or event.channel or None,
-        message_type=rule.message_type,
-        related_object=related_object,
-        idempotency_key=f"{event.message_key_prefix}{rule.key}",
-    )
 
 
 def finalize(token: uuid.UUID, outcomes: list[Outcome]) -> DrainSummary:
@@ -224,7 +295,11 @@ def finalize(token: uuid.UUID, outcomes: list[Outcome]) -> DrainSummary:
             setattr(summary, counter, getattr(summary, counter) + 1)
             logger.warning(
                 "outbox: event %s (%s) %s on attempt %s: %s",
-                event.pk, event.event_type, counter, event.attempts, error,
+                event.pk,
+                event.event_type,
+                counter,
+                event.attempts,
+                error,
             )
         else:
             summary.lost_lease += 1

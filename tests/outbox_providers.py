@@ -32,14 +32,18 @@ class ScriptedProvider(BaseProvider):
     channels = frozenset({Channel.EMAIL, Channel.SMS})
     calls: list[tuple[str, str, str]] = []
     fail: dict[str, Exception] = {}
+    on_send = None
 
     @classmethod
     def reset(cls) -> None:
         cls.calls = []
         cls.fail = {}
+        cls.on_send = None
 
     def send(self, message: Message) -> str:
         type(self).calls.append((message.idempotency_key, message.channel, message.to_address))
+        if type(self).on_send is not None:
+            type(self).on_send(message)
         error = self.fail.get(message.channel)
         if error is not None:
             raise error

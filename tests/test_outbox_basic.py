@@ -20,12 +20,17 @@ RULES = {
 @pytest.fixture
 def templates(db):
     MessageTemplate.objects.create(
-        key="booking_confirmation", name="Confirmation", email_subject="Booking {{ ref }}",
+        key="booking_confirmation",
+        name="Confirmation",
+        email_subject="Booking {{ ref }}",
         email_body_text="Confirmed {{ ref }}",
     )
     MessageTemplate.objects.create(
-        key="booking_cancelled", name="Cancelled", email_subject="Cancelled {{ ref }}",
-        email_body_text="Cancelled {{ ref }}", sms_body="Cancelled {{ ref }}",
+        key="booking_cancelled",
+        name="Cancelled",
+        email_subject="Cancelled {{ ref }}",
+        email_body_text="Cancelled {{ ref }}",
+        sms_body="Cancelled {{ ref }}",
     )
 
 

@@ -86,6 +86,8 @@ def test_defaults_and_a_full_valid_configuration_pass():
         ({"BATCH_SIZE": "10"}, ["outbox.E008"]),
         ({"LEASE_SECONDS": -1}, ["outbox.E008"]),
         ({"SCHEDULE_MINUTES": True}, ["outbox.E008"]),
+        ({"ASYNC_COMMIT": "yes"}, ["outbox.E008"]),
+        ({"WAKE_ON_COMMIT": 1}, ["outbox.E008"]),
         ({"BACKOFF_SECONDS": -0.5}, ["outbox.E008"]),
         ({"RETENTION_DAYS": None}, ["outbox.E008"]),
         ({"WAKE_INTERVAL_SECONDS": -1, "BACKOFF_MAX_SECONDS": "1h"}, ["outbox.E008"] * 2),

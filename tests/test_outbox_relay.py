@@ -259,22 +259,20 @@ def test_backoff_is_exponential_jittered_and_capped(settings):
             assert ceiling / 2 <= delay <= ceiling
 
 
-def test_poison_events_do_not_stop_the_batch(comm_config, templates, customer, outbox, monkeypatch):
-    from outbox import relay
+def buggy_resolver(to, channel):
+    if to.name == "Exploding":
+        raise RuntimeError("bug in a resolver")
+    return getattr(to, "email" if channel == "email" else "phone")
 
-    real_send = relay.send
 
-    def send(**kwargs):
-        if kwargs["context"].get("explode"):
-            raise RuntimeError("bug in a resolver")
-        return real_send(**kwargs)
-
-    monkeypatch.setattr(relay, "send", send)
+def test_poison_events_do_not_stop_the_batch(comm_config, templates, customer, outbox, settings):
+    settings.COMMUNICATION = {"RECIPIENT_RESOLVER": buggy_resolver}
     no_phone = Customer.objects.create(name="No phone", email="np@example.com")
+    explodes = Customer.objects.create(name="Exploding", email="x@example.com")
     first = emit("booking.confirmed", to=customer, context={"ref": "A"})
     broken = emit("booking.broken_template", to=customer, context={"ref": "B"})
     no_address = emit("booking.note", to=no_phone, context={"ref": "C"}, channel="sms")
-    exploding = emit("booking.confirmed", to=customer, context={"ref": "D", "explode": True})
+    exploding = emit("booking.confirmed", to=explodes, context={"ref": "D"})
     last = emit("booking.confirmed", to=customer, context={"ref": "E"})
 
     summary = drain(batch_size=10)
@@ -607,3 +605,52 @@ def test_connection_is_not_left_in_a_transaction_by_drain(comm_config, templates
     depth = len(connection.savepoint_ids)
     drain()
     assert len(connection.savepoint_ids) == depth
+
+
+def test_event_claimed_more_than_max_attempts_is_dead_without_sending(
+    comm_config, templates, customer, outbox, settings
+):
+    """A relay that dies on an event every time never finishes its batch; the claims count."""
+    settings.OUTBOX = {**outbox, "MAX_ATTEMPTS": 3}
+    event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    OutboxEvent.objects.filter(pk=event.pk).update(attempts=3)  # three claims, none finished
+    assert drain().dead == 1
+    row = reload(event)
+    assert row.status == OutboxStatus.DEAD and "Claimed 4 times" in row.last_error
+    assert memory.messages == []
+
+
+def test_a_stored_id_that_no_longer_fits_fails_only_its_event(
+    comm_config, templates, customer, outbox
+):
+    good = emit("booking.confirmed", to=customer, context={"ref": "A"})
+    bad = emit("booking.confirmed", to=customer, context={"ref": "B"})
+    OutboxEvent.objects.filter(pk=bad.pk).update(to_object_id="not-a-number")
+    summary = drain()
+    assert (summary.dispatched, summary.dead) == (1, 1)
+    assert reload(good).status == OutboxStatus.DISPATCHED
+    assert "no longer exists" in reload(bad).last_error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("async_commit, expected", [(True, "off"), (False, "on")])
+def test_relay_commits_without_waiting_for_the_wal_flush_on_postgresql(
+    templates, customer, outbox, scripted, settings, async_commit, expected
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    settings.OUTBOX = {**outbox, "ASYNC_COMMIT": async_commit}
+    seen = []
+
+    def observe(message):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(cursor.fetchone()[0])
+
+    scripted.on_send = observe
+    emit("booking.confirmed", to=customer, context={"ref": "A"})
+    assert drain().dispatched == 1
+    assert seen == [expected]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # the connection's own setting is back

@@ -367,3 +367,12 @@ def test_idempotency_race_with_a_concurrent_insert(recording, customer, welcome,
     assert len(recording.calls) == 1
     # The failed insert was rolled back to its savepoint: the connection is still usable.
     assert Message.objects.count() == 1
+
+
+def test_related_object_with_a_default_pk_but_never_saved_is_refused(comm_config, customer):
+    from tests.testapp.models import Booking
+
+    unsaved = Booking(ref="NEW", customer=customer)  # its UUID pk is set before any save
+    with pytest.raises(InvalidArgumentError, match="saved model instance"):
+        send(to=customer, subject="Hi", body_text="Hello", related_object=unsaved)
+    assert not Message.objects.exists()

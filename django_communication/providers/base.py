@@ -15,6 +15,7 @@ built once (in ``__init__`` or lazily) and reused.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, ClassVar
 
 from ..models import Channel
@@ -32,6 +33,10 @@ class BaseProvider:
 
     def send(self, message: Message) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement send(message).")
+
+    def session(self) -> AbstractContextManager[object]:
+        """Held around each batch of sends: open a connection once for many messages here."""
+        return nullcontext()
 
 
 class EmailProvider(BaseProvider):

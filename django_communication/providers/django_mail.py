@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import smtplib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from email.utils import make_msgid
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,27 @@ if TYPE_CHECKING:
 class DjangoMailProvider(EmailProvider):
     name = "django"
 
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self._local = threading.local()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """One backend connection (one SMTP session) for a whole batch."""
+        connection = get_connection()
+        try:
+            connection.open()
+        except (smtplib.SMTPException, OSError):
+            connection = None  # each send() reports the error for its own message
+        self._local.connection = connection
+        try:
+            yield
+        finally:
+            self._local.connection = None
+            if connection is not None:
+                with suppress(smtplib.SMTPException, OSError):
+                    connection.close()
+
     def send(self, message: Message) -> str:
         message_id = make_msgid(domain=message.from_address.rpartition("@")[2].strip(">") or None)
         headers = {"Message-ID": message_id}
@@ -29,7 +53,7 @@ class DjangoMailProvider(EmailProvider):
             from_email=message.from_address,
             to=[message.to_address],
             headers=headers,
-            connection=get_connection(),
+            connection=getattr(self._local, "connection", None) or get_connection(),
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")

@@ -1,10 +1,10 @@
 """Keeps sent messages in memory, for your own tests.
 
-    from django_communication.providers import memory
+from django_communication.providers import memory
 
-    memory.clear()
-    send(to=user, template_key="welcome")
-    assert memory.messages[0].to_address == user.email
+memory.clear()
+send(to=user, template_key="welcome")
+assert memory.messages[0].to_address == user.email
 """
 
 from __future__ import annotations

@@ -13,13 +13,21 @@ class Command(BaseCommand):
     help = "Dispatch the outbox events that are due, then exit (or keep polling with --loop)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, help="Events claimed per batch "
-                            "(default OUTBOX['BATCH_SIZE']).")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            help="Events claimed per batch (default OUTBOX['BATCH_SIZE']).",
+        )
         parser.add_argument("--limit", type=int, help="Stop after processing this many events.")
-        parser.add_argument("--loop", action="store_true",
-                            help="Keep polling; for deployments without django-q2.")
-        parser.add_argument("--interval", type=float, default=1.0,
-                            help="Seconds between polls with --loop when idle (default 1).")
+        parser.add_argument(
+            "--loop", action="store_true", help="Keep polling; for deployments without django-q2."
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="Seconds between polls with --loop when idle (default 1).",
+        )
 
     def handle(self, *args, batch_size=None, limit=None, loop=False, interval=1.0, **options):
         for name, value in (("--batch-size", batch_size), ("--limit", limit)):

@@ -9,8 +9,9 @@ class Command(BaseCommand):
     help = "Delete dispatched and cancelled outbox events older than the retention period."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=float,
-                            help="Retention in days (default OUTBOX['RETENTION_DAYS']).")
+        parser.add_argument(
+            "--days", type=float, help="Retention in days (default OUTBOX['RETENTION_DAYS'])."
+        )
 
     def handle(self, *args, days=None, **options):
         if days is not None and days < 0:
