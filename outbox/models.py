@@ -29,19 +29,31 @@ class OutboxEvent(TimestampedModel):
     )
     context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     channel = models.CharField(max_length=10, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     available_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     dispatched_at = models.DateTimeField(null=True, blank=True)
 
+    # No index of their own on the content type keys: every INSERT pays for each index, and the
+    # composite index below serves the lookups.
     to_content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     to_object_id = models.CharField(max_length=64, blank=True)
     related_content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     related_object_id = models.CharField(max_length=64, blank=True)
 
@@ -50,6 +62,14 @@ class OutboxEvent(TimestampedModel):
         permissions = [
             ("retry_outboxevent", "Can retry outbox events"),
             ("discard_outboxevent", "Can discard outbox events"),
+        ]
+        constraints = [
+            # A constraint rather than unique=True: no second (pattern) index on PostgreSQL.
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                name="outbox_unique_idempotency_key",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
         ]
         indexes = [
             # The relay's claim is a range scan of this partial index, whatever the backlog.
