@@ -149,7 +149,9 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
                 return token, []
             # "Still due" again: without row locks, a relay that claimed them meanwhile wins.
             due.filter(pk__in=ids).update(**claim_fields)
-    events = list(OutboxEvent.objects.using(using).filter(claim_token=token))
+    events = list(
+        OutboxEvent.objects.using(using).filter(claim_token=token).order_by("created_at")
+    )
     return token, events
 
 

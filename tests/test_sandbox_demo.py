@@ -1,13 +1,20 @@
 """The sandbox project's README flow: migrate, then ``demo`` (twice), in a subprocess.
 
+The demo's outbox part books BK-2001 in committed transactions and BK-2002 in one that rolls
+back after emit(): the relay must notify about BK-2001 and never about BK-2002, which the tests
+check in the output and in the sandbox database itself.
+
 The subprocess cannot import the test-only packages, as after ``pip install -e .`` alone.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -56,34 +63,139 @@ def manage(*args: str, db: Path) -> str:
     return result.stdout
 
 
+def sections(output: str) -> dict[str, str]:
+    """The demo's output by numbered heading: {"4": "...", "5": "...", ...}."""
+    found: dict[str, str] = {}
+    number = "0"
+    for line in output.splitlines():
+        heading = re.match(r"(\d+)\. [A-Z]", line)
+        if heading:
+            number = heading.group(1)
+        found[number] = found.get(number, "") + line + "\n"
+    return found
+
+
+def audit_rows(log: str) -> list[list[str]]:
+    return [line.split() for line in log.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """Read the sandbox database directly: the demo's own report is not taken on trust."""
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def assert_nothing_about_the_rolled_back_booking(output: str, db: Path) -> None:
+    # The only lines that name BK-2002 are the demo's narrative of the rollback.
+    mentions = [line.strip() for line in output.splitlines() if "BK-2002" in line]
+    assert len(mentions) == 2, mentions
+    assert mentions[0].startswith("confirm_booking(customer, 'BK-2002') in a transaction: event ")
+    assert mentions[1] == (
+        "Booking BK-2002 (rolled back): no booking, no outbox event, no message. "
+        "Nothing was sent about it."
+    )
+    assert "UNEXPECTED" not in output
+    # And the database agrees: no booking, no event, no message, ever.
+    assert query(db, "SELECT COUNT(*) FROM bookings_booking WHERE ref = 'BK-2002'") == [(0,)]
+    assert query(
+        db,
+        "SELECT COUNT(*) FROM outbox_outboxevent "
+        "WHERE idempotency_key LIKE '%BK-2002%' OR context LIKE '%BK-2002%'",
+    ) == [(0,)]
+    assert query(
+        db,
+        "SELECT COUNT(*) FROM django_communication_message "
+        "WHERE subject LIKE '%BK-2002%' OR body_text LIKE '%BK-2002%' "
+        "OR body_html LIKE '%BK-2002%'",
+    ) == [(0,)]
+
+
+def assert_committed_booking_notified(output: str, db: Path) -> None:
+    part = sections(output)
+    # The committed booking's events: confirmed (one email), cancelled (email and SMS fan-out).
+    outbox = part["7"]
+    events = [line.split() for line in outbox.splitlines() if line.startswith("    booking.")]
+    assert sorted((row[0], row[2], row[3]) for row in events) == [
+        ("booking.cancelled", "BK-2001", "dispatched"),
+        ("booking.confirmed", "BK-2001", "dispatched"),
+    ]
+    messages = [line.split() for line in outbox.splitlines() if line.startswith("      -> ")]
+    assert sorted((row[1], row[2], row[3]) for row in messages) == [
+        ("email", "ada@example.com", "sent"),
+        ("email", "ada@example.com", "sent"),
+        ("sms", "+447911123456", "sent"),
+    ]
+    assert "  Outbox events (2, oldest first):" in outbox
+    assert "  Messages sent about booking BK-2001 (committed): 3 of 3" in outbox
+    assert query(db, "SELECT event_type, status FROM outbox_outboxevent ORDER BY event_type") == [
+        ("booking.cancelled", "dispatched"),
+        ("booking.confirmed", "dispatched"),
+    ]
+    assert query(
+        db,
+        "SELECT channel, status FROM django_communication_message "
+        "WHERE idempotency_key LIKE 'outbox:%' ORDER BY channel",
+    ) == [("email", "sent"), ("email", "sent"), ("sms", "sent")]
+
+
 @pytest.mark.slow
 def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     db = tmp_path / "sandbox.sqlite3"
     manage("migrate", "--noinput", "-v0", db=db)
 
     first = manage("demo", db=db)
-    assert "EMAIL console-" in first  # the console provider's output
-    assert "SMS console-" in first
-    assert "Subject: Booking BK-1001 confirmed" in first
-    log = first.split("5. Audit log", 1)[1]
-    lines = [line.split() for line in log.splitlines()]
-    email_rows = [row for row in lines if row[2:4] == ["email", "transactional"]]
-    sms_rows = [row for row in lines if row[2:4] == ["sms", "reminder"]]
-    assert len(email_rows) == 2 and len(sms_rows) == 1
-    assert all(row[4] == "sent" for row in email_rows + sms_rows)
+    part = sections(first)
+    assert "EMAIL console-" in part["4"]  # the console provider's output
+    assert "SMS console-" in part["4"]
+    assert "Subject: Booking BK-1001 confirmed" in part["4"]
+    assert part["4"].count("console-") == 3
+
+    # The outbox: BK-2001 committed twice (confirmed, cancelled), BK-2002 rolled back.
+    assert (
+        "confirm_booking(customer, 'BK-2001'): committed; event booking.confirmed written"
+        in (part["5"])
+    )
+    assert "cancel_booking(BK-2001): committed; event booking.cancelled written" in part["5"]
+    assert "the transaction rolled back" in part["5"]
+    assert "console-" not in part["5"]  # nothing is sent inside the transactions
+    # The relay sends the committed booking's three messages, and only them.
+    relay = part["6"]
+    assert relay.count("console-") == 3
+    assert relay.count("EMAIL console-") == 2 and relay.count("SMS console-") == 1
+    assert "Subject: Booking BK-2001 confirmed" in relay
+    assert "Subject: Booking BK-2001 cancelled" in relay
+    assert "\nBooking BK-2001 cancelled. Sandbox Travel\n" in relay  # the SMS
+    assert "Outbox drained: dispatched 2, retried 0, dead 0." in relay
+    assert_committed_booking_notified(first, db)
+    assert_nothing_about_the_rolled_back_booking(first, db)
+
+    log = part["8"]
+    rows = audit_rows(log)
+    email_rows = [row for row in rows if row[2:4] == ["email", "transactional"]]
+    sms_rows = [row for row in rows if row[2:4] == ["sms", "reminder"]]
+    outbox_rows = [row for row in rows if row[-2:] == ["booking", "BK-2001"]]
+    assert len(email_rows) == 4 and len(sms_rows) == 1  # 2 direct + 2 outbox emails
+    assert len(outbox_rows) == 3
+    assert all(row[4] == "sent" for row in email_rows + sms_rows + outbox_rows)
     assert "+447911123456" in sms_rows[0]
-    assert "(3 of 3 messages shown)" in log
+    assert "(6 of 6 messages shown)" in log
 
     # Idempotent: a second run sends nothing new and still shows the log.
     second = manage("demo", db=db)
-    assert "console-" not in second.split("5. Audit log", 1)[0]
+    assert "console-" not in second.split("8. Audit log", 1)[0]
     assert second.count("already sent earlier") == 3
-    assert "(3 of 3 messages shown)" in second
+    assert second.count("already written earlier, not written again") == 2
+    assert "Outbox drained: dispatched 0, retried 0, dead 0." in second
+    assert_committed_booking_notified(second, db)
+    assert_nothing_about_the_rolled_back_booking(second, db)
+    assert "(6 of 6 messages shown)" in second
 
-    # --resend sends fresh copies.
+    # --resend sends fresh copies of the direct sends; the outbox sends nothing again.
     third = manage("demo", "--resend", db=db)
     assert "SMS console-" in third
-    assert "(6 of 6 messages shown)" in third
+    assert "Outbox drained: dispatched 0, retried 0, dead 0." in third
+    assert_nothing_about_the_rolled_back_booking(third, db)
+    assert "(9 of 9 messages shown)" in third
 
 
 @pytest.mark.slow

@@ -88,3 +88,22 @@ COMMUNICATION = {"DEFAULT_PHONE_REGION": "GB"}
 
 # django-q2 with the database as broker, so `manage.py qcluster` needs no Redis.
 Q_CLUSTER = {"name": "sandbox", "orm": "default", "workers": 2, "timeout": 30, "retry": 60}
+
+# What the booking flow's events send (bookings/services.py emits them in its transactions).
+OUTBOX = {
+    "RULES": {
+        "booking.confirmed": {
+            "template_key": "booking_confirmation",
+            "message_type": "transactional",
+        },
+        "booking.cancelled": [  # a list fans out: one email and one SMS per cancellation
+            {"template_key": "booking_cancelled", "channel": "email"},
+            {"template_key": "booking_cancelled", "channel": "sms"},
+        ],
+    },
+    # No cluster runs in the demo: `manage.py demo` runs the relay itself (drain_outbox) after
+    # its transactions, so a commit need not queue a django-q2 drain task that nothing would
+    # take. With `manage.py qcluster` running, set this to True (the default) and events go out
+    # moments after each commit; `manage.py drain_outbox --loop` works with it off.
+    "WAKE_ON_COMMIT": False,
+}

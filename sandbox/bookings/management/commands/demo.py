@@ -1,22 +1,45 @@
 """``python sandbox/manage.py demo``: seed templates, book, send an email and an SMS, show the log.
 
-Safe to run again: templates and settings are updated in place, the customer and booking are
-reused, and each message carries an idempotency key, so a second run reports "already sent"
-instead of sending twice (``--resend`` sends fresh copies).
+Then the transactional outbox: booking BK-2001 is confirmed (and later cancelled) in committed
+transactions that emit events; booking BK-2002 emits its event in a transaction that then fails
+and rolls back. The relay (``drain_outbox``) sends what was committed: BK-2001's confirmation
+and its cancellation (email and SMS), and nothing at all about BK-2002.
+
+Safe to run again: templates and settings are updated in place, the customer and bookings are
+reused, and each message and event carries an idempotency key, so a second run reports "already
+sent" / "already written" instead of sending twice (``--resend`` sends fresh copies of the direct
+sends; the outbox's events are never written twice).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import django_communication
 from bookings.models import Booking, Customer
+from bookings.services import cancel_booking, confirm_booking, event_key
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers.console import ConsoleProvider
 from django_communication.sending import FINAL_STATUSES
+from outbox.models import OutboxEvent
+
+#: Booked and committed: its confirmation and cancellation are sent by the relay.
+COMMITTED_REF = "BK-2001"
+#: Booked in a transaction that fails after emit(): rolled back, so nothing may ever be sent.
+ROLLED_BACK_REF = "BK-2002"
+
+
+class PaymentDeclined(Exception):
+    """The demo's failure after emit(), which rolls the booking's transaction back."""
+
 
 SAMPLE = {
     "customer": {"name": "Ada Lovelace"},
@@ -65,6 +88,21 @@ TEMPLATES = [
         ),
         "sms_body": "Hi {{ customer.name }}, a reminder of your booking {{ booking.ref }}.",
     },
+    {
+        "key": "booking_cancelled",
+        "name": "Booking cancelled",
+        "message_type": "transactional",
+        "email_subject": "Booking {{ booking.ref }} cancelled",
+        "email_body_text": (
+            "Hello {{ customer.name }},\n\nYour booking {{ booking.ref }} has been cancelled.\n\n"
+            "Sandbox Travel"
+        ),
+        "email_body_html": (
+            "<p>Hello {{ customer.name }},</p><p>Your booking <strong>{{ booking.ref }}</strong> "
+            "has been cancelled.</p><p><em>Sandbox Travel</em></p>"
+        ),
+        "sms_body": "Booking {{ booking.ref }} cancelled. Sandbox Travel",
+    },
 ]
 
 COLUMNS = [
@@ -87,14 +125,18 @@ def cell(value: object, width: int) -> str:
 class Command(BaseCommand):
     help = (
         "Seed message templates, create a customer and a booking, send an email and an SMS "
-        "through the console provider, and print the audit log."
+        "through the console provider; book in transactions that emit outbox events (one "
+        "committed, one rolled back), run the relay, and print the outcome and the audit log."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--resend",
             action="store_true",
-            help="Send fresh messages even if this booking's messages were sent before.",
+            help=(
+                "Send fresh direct messages even if this booking's messages were sent before "
+                "(the outbox part is idempotent either way)."
+            ),
         )
         parser.add_argument(
             "--limit", type=int, default=20, help="Audit log rows to print (default 20)."
@@ -127,9 +169,7 @@ class Command(BaseCommand):
             ("booking_confirmation", "email", booking, f"demo:confirm:{booking.pk}{suffix}"),
             ("booking_reminder", "sms", booking, f"demo:remind:{booking.pk}{suffix}"),
         ]
-        previous_stream = ConsoleProvider.stream
-        ConsoleProvider.stream = self.stdout  # the console provider prints through the command
-        try:
+        with self.console_output():
             for template_key, channel, related, key in sends:
                 already = Message.objects.filter(
                     idempotency_key=key, status__in=FINAL_STATUSES
@@ -146,13 +186,21 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {template_key} -> {message.channel} {message.to_address}: {outcome}"
                 )
-        finally:
-            ConsoleProvider.stream = previous_stream
-
         about = django_communication.get_messages_for_object(booking).count()
         self.stdout.write(f"  messages about booking {booking.ref}: {about}")
 
-        self.heading(f"5. Audit log (Message rows, newest first, up to {limit})")
+        self.heading("5. Outbox: bookings that emit events in their transactions")
+        committed = self.book_and_cancel(customer)
+        self.book_and_roll_back(customer)
+
+        self.heading("6. Relay: drain_outbox sends what was committed")
+        with self.console_output():
+            call_command("drain_outbox", stdout=self.stdout)
+
+        self.heading("7. Outbox events and the messages they produced")
+        self.print_outbox(committed, limit)
+
+        self.heading(f"8. Audit log (Message rows, newest first, up to {limit})")
         self.print_log(limit)
         self.stdout.write(
             "\nBrowse it in the admin: python sandbox/manage.py createsuperuser, then "
@@ -161,6 +209,101 @@ class Command(BaseCommand):
 
     def heading(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n{text}"))
+
+    @contextmanager
+    def console_output(self) -> Iterator[None]:
+        """The console provider prints through the command while this lasts."""
+        previous_stream = ConsoleProvider.stream
+        ConsoleProvider.stream = self.stdout
+        try:
+            yield
+        finally:
+            ConsoleProvider.stream = previous_stream
+
+    def book_and_cancel(self, customer: Customer) -> Booking:
+        """Confirm COMMITTED_REF, then cancel it: two committed transactions, two events."""
+        confirmed = self.already_emitted(COMMITTED_REF, "confirmed")
+        booking = confirm_booking(customer, COMMITTED_REF)
+        self.stdout.write(
+            f"  confirm_booking(customer, {COMMITTED_REF!r}): committed; "
+            + self.emitted(COMMITTED_REF, "confirmed", confirmed)
+        )
+        cancelled = self.already_emitted(COMMITTED_REF, "cancelled")
+        booking = cancel_booking(booking)
+        self.stdout.write(
+            f"  cancel_booking({COMMITTED_REF}): committed; "
+            + self.emitted(COMMITTED_REF, "cancelled", cancelled)
+        )
+        return booking
+
+    @staticmethod
+    def already_emitted(ref: str, what: str) -> bool:
+        return OutboxEvent.objects.filter(idempotency_key=event_key(ref, what)).exists()
+
+    @staticmethod
+    def emitted(ref: str, what: str, already: bool) -> str:
+        if already:
+            return f"event booking.{what} already written earlier, not written again"
+        return f"event booking.{what} written (idempotency key {event_key(ref, what)})"
+
+    def book_and_roll_back(self, customer: Customer) -> None:
+        """Confirm ROLLED_BACK_REF inside a transaction that fails after the emit()."""
+        key = event_key(ROLLED_BACK_REF, "confirmed")
+        try:
+            with transaction.atomic():
+                confirm_booking(customer, ROLLED_BACK_REF)
+                inside = OutboxEvent.objects.filter(idempotency_key=key).exists()
+                self.stdout.write(
+                    f"  confirm_booking(customer, {ROLLED_BACK_REF!r}) in a transaction: event "
+                    f"booking.confirmed {'written' if inside else 'NOT written'}, not committed yet"
+                )
+                raise PaymentDeclined("the card was declined")
+        except PaymentDeclined as exc:
+            self.stdout.write(
+                f"  ...then the payment failed ({exc}): the transaction rolled back, "
+                "taking the booking and its event with it"
+            )
+
+    def print_outbox(self, committed: Booking, limit: int) -> None:
+        events = OutboxEvent.objects.order_by("created_at")
+        self.stdout.write(f"  Outbox events ({events.count()}, oldest first):")
+        for event in events[:limit]:
+            about = f"booking {event.context.get('booking', {}).get('ref', '?')}"
+            self.stdout.write(
+                f"    {event.event_type:<18} {about:<16} {event.status:<10} "
+                f"key {event.idempotency_key or '-'}"
+            )
+            for message in event.messages().order_by("channel", "created_at"):
+                text = cell(message.subject or message.body_text, 40)
+                self.stdout.write(
+                    f"      -> {message.channel:<5} {message.to_address:<16} "
+                    f"{message.status:<7} {text}"
+                )
+        sent = django_communication.get_messages_for_object(committed)
+        self.stdout.write(
+            f"  Messages sent about booking {committed.ref} (committed): "
+            f"{sent.filter(status='sent').count()} of {sent.count()}"
+        )
+
+        # The rolled-back booking: looked for everywhere it could have left a trace.
+        ref = ROLLED_BACK_REF
+        traces = {
+            "booking": Booking.objects.filter(ref=ref).count(),
+            "outbox event": OutboxEvent.objects.filter(
+                Q(idempotency_key__startswith=event_key(ref, "")) | Q(context__booking__ref=ref)
+            ).count(),
+            "message": Message.objects.filter(
+                Q(subject__contains=ref) | Q(body_text__contains=ref)
+            ).count(),
+        }
+        if not any(traces.values()):
+            self.stdout.write(
+                f"  Booking {ref} (rolled back): no booking, no outbox event, no message. "
+                "Nothing was sent about it."
+            )
+        else:
+            found = ", ".join(f"{count} {name}(s)" for name, count in traces.items())
+            self.stdout.write(self.style.ERROR(f"  UNEXPECTED: booking {ref} left {found}"))
 
     def configure(self) -> None:
         config = CommunicationSettings.get_solo()
