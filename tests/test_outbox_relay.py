@@ -654,3 +654,14 @@ def test_relay_commits_without_waiting_for_the_wal_flush_on_postgresql(
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"  # the connection's own setting is back
+
+
+def test_a_batch_is_sent_oldest_first(comm_config, templates, customer, outbox):
+    for ref in ("first", "second", "third"):
+        emit("booking.confirmed", to=customer, context={"ref": ref})
+    assert drain(batch_size=10).dispatched == 3
+    assert [m.subject for m in memory.messages] == [
+        "Booking first",
+        "Booking second",
+        "Booking third",
+    ]
