@@ -10,6 +10,8 @@ from .exceptions import (
     InvalidArgumentError,
     InvalidRecipientError,
     ProviderError,
+    RecipientOptedOutError,
+    RecipientSuppressedError,
     TemplateNotFoundError,
     TemplateRenderError,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidRecipientError",
     "ProviderError",
+    "RecipientOptedOutError",
+    "RecipientSuppressedError",
     "TemplateNotFoundError",
     "TemplateRenderError",
     "get_messages_for_object",

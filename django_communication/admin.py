@@ -4,12 +4,16 @@
   ``sample_context``, through the same compile/render code send() uses. HTML is shown in a
   sandboxed ``<iframe srcdoc>``: no script runs and nothing reaches the admin's origin.
 * Message: a read-only audit log. Nobody adds or edits rows here; superusers may delete them.
+* Message: the status history (provider events, raw payloads) is an inline of the message page.
+* Suppression: the addresses nothing is sent to; staff with the delete permission remove one.
+* OptOut: who opted out of what; staff add or remove them.
 * CommunicationSettings: AWS secret keys are write-only. The form never renders them back; a blank
   field keeps the stored value and a "clear" box removes it.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -20,7 +24,15 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from solo.admin import SingletonModelAdmin
 
-from .models import Channel, CommunicationSettings, Message, MessageTemplate
+from .models import (
+    Channel,
+    CommunicationSettings,
+    Message,
+    MessageEvent,
+    MessageTemplate,
+    OptOut,
+    Suppression,
+)
 from .providers.registry import provider_paths
 from .rendering import FIELDS_BY_CHANNEL, CompiledTemplate, flatten_subject
 
@@ -172,9 +184,40 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- Message
 
 
+class MessageEventInline(admin.TabularInline):
+    """The message's status history, oldest first: read-only."""
+
+    model = MessageEvent
+    verbose_name = _("status history")
+    verbose_name_plural = _("status history")
+    fields = ("occurred_at", "event_type", "status", "detail", "received_at", "raw_payload")
+    readonly_fields = fields
+    ordering = ("occurred_at", "id")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("payload"))
+    def raw_payload(self, obj: MessageEvent):
+        text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html(
+            '<details><summary>{}</summary><pre style="{}">{}</pre></details>',
+            _("show"),
+            PRE_STYLE,
+            text,
+        )
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     """The audit log: read-only, deletable by superusers only."""
+
+    inlines = (MessageEventInline,)
 
     list_display = (
         "created_at",
@@ -256,6 +299,76 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("HTML as rendered"))
     def html_preview(self, obj: Message):
         return sandboxed_html(obj.body_html) if obj.body_html else "-"
+
+
+# --------------------------------------------------------------------------- suppression, opt-outs
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Addresses nothing is sent to. Deleting one (with the delete permission) sends to it again;
+    staff may add one by hand (reason "Added by staff")."""
+
+    list_display = ("address", "channel", "reason", "created_at", "detail")
+    list_filter = ("reason", "channel", "created_at")
+    search_fields = ("address", "detail")
+    date_hierarchy = "created_at"
+    fields = ("channel", "address", "reason", "detail", "source_link", "created_at")
+    readonly_fields = ("source_link", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:  # a row is a fact: remove it, do not rewrite it
+            return (*self.fields,)
+        return self.readonly_fields
+
+    def get_changeform_initial_data(self, request):
+        return {"reason": "manual", **super().get_changeform_initial_data(request)}
+
+    def save_model(self, request, obj, form, change):
+        from .suppression import normalize
+
+        obj.address = normalize(obj.channel, obj.address)
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("source message"))
+    def source_link(self, obj: Suppression):
+        if obj is None or obj.source_message_id is None:
+            return "-"
+        url = reverse(
+            "admin:django_communication_message_change",
+            args=[obj.source_message_id],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.source_message_id)
+
+
+@admin.register(OptOut)
+class OptOutAdmin(admin.ModelAdmin):
+    list_display = ("address", "channel", "message_type", "source", "created_at")
+    list_filter = ("channel", "message_type", "source", "created_at")
+    search_fields = ("address",)
+    date_hierarchy = "created_at"
+    fields = ("channel", "address", "message_type", "source", "created_at")
+    readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.fields,) if obj is not None else self.readonly_fields
+
+    def get_changeform_initial_data(self, request):
+        return {"source": "admin", **super().get_changeform_initial_data(request)}
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "message_type":
+            from .conf import OPT_OUT_TYPES
+
+            kwargs["choices"] = [c for c in db_field.choices if c[0] in OPT_OUT_TYPES]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from .suppression import normalize
+
+        obj.address = normalize(obj.channel, obj.address)
+        super().save_model(request, obj, form, change)
 
 
 # --------------------------------------------------------------------------- settings

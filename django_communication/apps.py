@@ -12,10 +12,11 @@ class CommunicationConfig(AppConfig):
     def ready(self) -> None:
         from . import cache
         from . import checks as our_checks
-        from .models import CommunicationSettings, MessageTemplate
+        from .models import CommunicationSettings, MessageTemplate, OptOut, Suppression
 
         checks.register(our_checks.check_settings)
         checks.register(our_checks.check_stored_secrets)
+        checks.register(our_checks.check_urls, checks.Tags.urls)
 
         def forget_settings(**kwargs):
             cache.settings_cache.clear()
@@ -23,6 +24,9 @@ class CommunicationConfig(AppConfig):
 
         def forget_template(instance, **kwargs):
             cache.template_cache.clear()
+
+        def forget_blocks(**kwargs):
+            cache.block_cache.clear()
 
         def forget_on_setting_changed(setting, **kwargs):
             if setting in ("COMMUNICATION", "EMAIL_BACKEND", "TEMPLATES"):
@@ -32,3 +36,5 @@ class CommunicationConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(forget_settings, sender=CommunicationSettings, weak=False)
             signal.connect(forget_template, sender=MessageTemplate, weak=False)
+            signal.connect(forget_blocks, sender=Suppression, weak=False)
+            signal.connect(forget_blocks, sender=OptOut, weak=False)

@@ -39,12 +39,15 @@ class TimedCache:
 settings_cache = TimedCache()
 template_cache = TimedCache()
 provider_cache = TimedCache()
+#: Whether any suppression or opt-out exists at all: send_many() skips its lookup when none does.
+block_cache = TimedCache()
 
 
 def clear_all() -> None:
     settings_cache.clear()
     template_cache.clear()
     provider_cache.clear()
+    block_cache.clear()
 
 
 def get_settings():

@@ -6,12 +6,19 @@ communication.E003  RECIPIENT_RESOLVER is not importable or not callable
 communication.E004  PROVIDERS is malformed, or a provider path does not import to a provider class
 communication.E005  DEFAULT_PHONE_REGION is not a region code phonenumbers knows
 communication.E006  CACHE_SECONDS is not a number >= 0
+communication.E007  SITE_URL is not None or an absolute http(s) URL
+communication.E008  SNS_TOPIC_ARNS is not a list of SNS topic ARNs
+communication.E009  INBOUND_SENDER_RESOLVER is not importable or not callable
+communication.E010  WEBHOOK_MAX_BYTES is not an integer > 0
+communication.E011  SITE_URL is set but django_communication.urls is not in the URLconf
 communication.W001  AWS secret keys are stored in the database while DEBUG is off
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning
@@ -41,9 +48,15 @@ def check_settings(app_configs=None, **kwargs) -> list:
         )
     errors += check_routing(_setting("ROUTING"))
     errors += check_resolver(_setting("RECIPIENT_RESOLVER"))
+    errors += check_resolver(
+        _setting("INBOUND_SENDER_RESOLVER"), "INBOUND_SENDER_RESOLVER", "communication.E009"
+    )
     errors += check_providers(_setting("PROVIDERS"))
     errors += check_phone_region(_setting("DEFAULT_PHONE_REGION"))
     errors += check_cache_seconds(_setting("CACHE_SECONDS"))
+    errors += check_site_url(_setting("SITE_URL"))
+    errors += check_topic_arns(_setting("SNS_TOPIC_ARNS"))
+    errors += check_max_bytes(_setting("WEBHOOK_MAX_BYTES"))
     return errors
 
 
@@ -71,32 +84,21 @@ def check_routing(routing: Any) -> list:
     return errors
 
 
-def check_resolver(resolver: Any) -> list:
+def check_resolver(
+    resolver: Any, name: str = "RECIPIENT_RESOLVER", error_id: str = "communication.E003"
+) -> list:
     if resolver is None or callable(resolver):
         return []
     if not isinstance(resolver, str):
-        return [
-            Error(
-                "COMMUNICATION['RECIPIENT_RESOLVER'] must be a dotted path or a callable.",
-                id="communication.E003",
-            )
-        ]
+        return [Error(f"COMMUNICATION[{name!r}] must be a dotted path or a callable.", id=error_id)]
     try:
         target = import_string(resolver)
     except ImportError as exc:
         return [
-            Error(
-                f"COMMUNICATION['RECIPIENT_RESOLVER'] {resolver!r} cannot be imported: {exc}",
-                id="communication.E003",
-            )
+            Error(f"COMMUNICATION[{name!r}] {resolver!r} cannot be imported: {exc}", id=error_id)
         ]
     if not callable(target):
-        return [
-            Error(
-                f"COMMUNICATION['RECIPIENT_RESOLVER'] {resolver!r} is not callable.",
-                id="communication.E003",
-            )
-        ]
+        return [Error(f"COMMUNICATION[{name!r}] {resolver!r} is not callable.", id=error_id)]
     return []
 
 
@@ -167,6 +169,81 @@ def check_cache_seconds(seconds: Any) -> list:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         return [
             Error("COMMUNICATION['CACHE_SECONDS'] must be a number >= 0.", id="communication.E006")
+        ]
+    return []
+
+
+def check_site_url(value: Any) -> list:
+    if value is None:
+        return []
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        return [
+            Error(
+                f"COMMUNICATION['SITE_URL'] {value!r} is not an absolute http(s) URL.",
+                hint="For example 'https://shop.example.com' (no query, no fragment), or None.",
+                id="communication.E007",
+            )
+        ]
+    return []
+
+
+#: arn:<partition>:sns:<region>:<account>:<topic>
+TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
+
+
+def check_topic_arns(value: Any) -> list:
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        return [
+            Error(
+                "COMMUNICATION['SNS_TOPIC_ARNS'] must be a list of SNS topic ARNs.",
+                id="communication.E008",
+            )
+        ]
+    return [
+        Error(
+            f"COMMUNICATION['SNS_TOPIC_ARNS'] has {arn!r}, which is not an SNS topic ARN.",
+            hint="For example 'arn:aws:sns:eu-west-1:123456789012:ses-events'.",
+            id="communication.E008",
+        )
+        for arn in value
+        if not isinstance(arn, str) or not TOPIC_ARN.match(arn)
+    ]
+
+
+def check_max_bytes(value: Any) -> list:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return [
+            Error(
+                "COMMUNICATION['WEBHOOK_MAX_BYTES'] must be an integer > 0.",
+                id="communication.E010",
+            )
+        ]
+    return []
+
+
+def check_urls(app_configs=None, **kwargs) -> list:
+    """With SITE_URL set, announcement emails link to the unsubscribe view: it must resolve."""
+    from django.urls import NoReverseMatch, reverse
+
+    site_url = getattr(settings, "COMMUNICATION", {})
+    if not isinstance(site_url, dict) or not site_url.get("SITE_URL"):
+        return []
+    try:
+        reverse("django_communication:unsubscribe", args=["token"])
+    except NoReverseMatch:
+        return [
+            Error(
+                "COMMUNICATION['SITE_URL'] is set but the unsubscribe view is not in the URLconf.",
+                hint='Add path("communication/", include("django_communication.urls")) to it.',
+                id="communication.E011",
+            )
         ]
     return []
 

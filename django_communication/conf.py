@@ -23,7 +23,14 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDERS": {},
     "DEFAULT_PHONE_REGION": None,
     "CACHE_SECONDS": 60,
+    "SITE_URL": None,
+    "SNS_TOPIC_ARNS": [],
+    "WEBHOOK_MAX_BYTES": 1024 * 1024,
+    "INBOUND_SENDER_RESOLVER": None,
 }
+
+#: Message types a recipient may opt out of; transactional and alert messages always go out.
+OPT_OUT_TYPES = frozenset({"announcement", "reminder"})
 
 
 class CommunicationSettings:
@@ -59,14 +66,36 @@ class CommunicationSettings:
 
     @property
     def recipient_resolver(self) -> Callable[[Any, str], str | None] | None:
-        value = self.get("RECIPIENT_RESOLVER")
+        return self._callable("RECIPIENT_RESOLVER")
+
+    @property
+    def inbound_sender_resolver(self) -> Callable[[str, str], Any] | None:
+        """``(address, channel) -> model instance or None``: who wrote an inbound message."""
+        return self._callable("INBOUND_SENDER_RESOLVER")
+
+    @property
+    def site_url(self) -> str | None:
+        """Absolute base URL for links in messages (unsubscribe), without a trailing slash."""
+        value = self.get("SITE_URL")
+        return value.rstrip("/") if value else None
+
+    @property
+    def sns_topic_arns(self) -> frozenset[str]:
+        return frozenset(self.get("SNS_TOPIC_ARNS") or ())
+
+    @property
+    def webhook_max_bytes(self) -> int:
+        return int(self.get("WEBHOOK_MAX_BYTES"))
+
+    def _callable(self, name: str) -> Callable[..., Any] | None:
+        value = self.get(name)
         if value is None or callable(value):
             return value
         try:
             return import_string(value)
         except ImportError as exc:
             raise ConfigurationError(
-                f"COMMUNICATION['RECIPIENT_RESOLVER'] = {value!r} cannot be imported: {exc}"
+                f"COMMUNICATION[{name!r}] = {value!r} cannot be imported: {exc}"
             ) from exc
 
 

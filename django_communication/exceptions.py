@@ -75,3 +75,24 @@ class ProviderError(CommunicationError):
         kind = "retryable" if self.retryable else "permanent"
         name = f"{self.provider}: " if self.provider else ""
         return f"{name}{self.description} ({kind})"
+
+
+class RecipientSuppressedError(CommunicationError):
+    """The address is on the suppression list (it bounced or complained) or opted out of this
+    message type: nothing was sent. ``message`` is the saved ``suppressed`` Message (the audit
+    log keeps the attempt), ``reason`` says why.
+
+    Permanent: sending again cannot succeed, so the outbox records the event as dead at once
+    instead of retrying it.
+    """
+
+    permanent = True
+
+    def __init__(self, reason: str, *, message: Message | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.message = message
+
+
+class RecipientOptedOutError(RecipientSuppressedError):
+    """The recipient opted out of this message type on this channel (a RecipientSuppressedError)."""

@@ -167,3 +167,116 @@ class Message(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.to_address} ({self.status})"
+
+    @property
+    def extra_headers(self) -> dict[str, str]:
+        """Headers a provider adds to this email beyond From/To/Subject: ``List-Unsubscribe`` and
+        ``List-Unsubscribe-Post`` (RFC 8058) on announcement emails when ``SITE_URL`` is set.
+        Computed, not stored; empty for SMS and inbound messages."""
+        from .optout import list_unsubscribe_headers
+
+        return list_unsubscribe_headers(self)
+
+
+class EventType(models.TextChoices):
+    """What a status history row records. SES event publishing types keep their SES names."""
+
+    SEND = "send", _("Send")
+    DELIVERY = "delivery", _("Delivery")
+    BOUNCE = "bounce", _("Bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    REJECT = "reject", _("Reject")
+    DELIVERY_DELAY = "delivery_delay", _("Delivery delay")
+    RENDERING_FAILURE = "rendering_failure", _("Rendering failure")
+    OPEN = "open", _("Open")
+    CLICK = "click", _("Click")
+    SUBSCRIPTION = "subscription", _("Subscription")
+    SMS_DELIVERED = "sms_delivered", _("SMS delivered")
+    SMS_FAILED = "sms_failed", _("SMS failed")
+    SMS_STATUS = "sms_status", _("SMS status")
+    RECEIVED = "received", _("Received")
+
+
+class MessageEvent(models.Model):
+    """The status history of a message: one row per provider event (SNS notification), raw
+    payload included. ``notification_id`` (the SNS MessageId) makes a redelivery a no-op."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    event_type = models.CharField(max_length=30, choices=EventType.choices)
+    occurred_at = models.DateTimeField(help_text=_("When the provider says it happened."))
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=20,
+        choices=MessageStatus.choices,
+        blank=True,
+        help_text=_("The message status this event moved it to; blank if it changed nothing."),
+    )
+    detail = models.CharField(max_length=255, blank=True)
+    notification_id = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "notification_id"], name="comm_event_once_per_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SuppressionReason(models.TextChoices):
+    BOUNCE = "bounce", _("Permanent bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    MANUAL = "manual", _("Added by staff")
+
+
+class Suppression(models.Model):
+    """An address nothing is sent to any more, whatever the message type."""
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=254, help_text=_("Lower-cased email or E.164 phone."))
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["address", "channel"], name="comm_suppression_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.get_reason_display()})"
+
+
+class OptOut(models.Model):
+    """A recipient's opt-out of one message type on one channel (announcements, reminders)."""
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=254, help_text=_("Lower-cased email or E.164 phone."))
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    source = models.CharField(
+        max_length=30, blank=True, help_text=_("link, one-click, admin, api, ...")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("opt-out")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "channel", "message_type"], name="comm_optout_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address}: no {self.message_type} by {self.channel}"

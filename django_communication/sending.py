@@ -16,14 +16,19 @@ from .exceptions import (
     CommunicationError,
     InvalidArgumentError,
     ProviderError,
+    RecipientOptedOutError,
+    RecipientSuppressedError,
     TemplateRenderError,
 )
 from .models import Channel, Message, MessageStatus
+from .optout import unsubscribe_url
 from .providers.base import BaseProvider
 from .providers.registry import provider_for_channel
 from .recipients import resolve_address
 from .rendering import CompiledTemplate, flatten_subject, get_template
 from .routing import choose_channel, validate_message_type
+from .signals import fire, message_sent, message_suppressed
+from .suppression import OPTED_OUT, Block, find_blocked
 
 BATCH_SIZE = 500
 
@@ -55,8 +60,11 @@ def send(
 
     Raises TemplateNotFoundError, InvalidRecipientError, TemplateRenderError or
     InvalidArgumentError before anything is written or sent, and ProviderError (with the saved,
-    failed ``.message``) when the provider does not accept it. With ``idempotency_key``, a
-    message that already went out under that key is returned without sending again.
+    failed ``.message``) when the provider does not accept it. To an address on the suppression
+    list or opted out of the message type, it writes a ``suppressed`` Message, calls no provider
+    and raises RecipientSuppressedError (RecipientOptedOutError) carrying it. With
+    ``idempotency_key``, a message that already went out under that key is returned without
+    sending again (a suppressed one raises again).
     """
     request = SendRequest(
         to=to,
@@ -97,26 +105,49 @@ def send_many(requests: Sequence[SendRequest]) -> list[Message | CommunicationEr
 
     Returns, in the order of ``requests``, each saved Message or the CommunicationError that
     stopped it (a ProviderError carries its failed Message). One query finds earlier messages
-    with the same idempotency keys, one INSERT writes the pending rows (committed before any
-    provider call), one UPDATE per outcome records the results.
+    with the same idempotency keys, one finds suppressed and opted-out addresses (none while
+    nothing is blocked; those messages are written ``suppressed`` and get a
+    RecipientSuppressedError), one INSERT writes the pending rows (committed before any provider
+    call), one UPDATE per outcome records the results.
     """
     results: list[Message | CommunicationError | None] = [None] * len(requests)
     earlier = earlier_messages(request.idempotency_key for request in requests)
-    pending: list[tuple[int, Message, BaseProvider]] = []
+    candidates: list[tuple[int, Message]] = []
     for index, request in enumerate(requests):
         message = earlier.get(request.idempotency_key) if request.idempotency_key else None
         if message is not None and message.status in FINAL_STATUSES:
-            results[index] = message
+            results[index] = (
+                suppressed_error(message, message.error)
+                if message.status == MessageStatus.SUPPRESSED
+                else message
+            )
             continue
         try:
             if message is None:
                 message = build_message(request)
+        except CommunicationError as exc:
+            results[index] = exc
+            continue
+        candidates.append((index, message))
+    blocked = find_blocked([message for _, message in candidates])
+    pending: list[tuple[int, Message, BaseProvider]] = []
+    held: list[tuple[int, Message, Block]] = []
+    for index, message in candidates:
+        block = blocked.get(id(message))
+        if block is not None:
+            message.status, message.error = MessageStatus.SUPPRESSED, block.reason
+            held.append((index, message, block))
+            continue
+        try:
             provider = provider_for_channel(message.channel)
         except CommunicationError as exc:
             results[index] = exc
             continue
         pending.append((index, message, provider))
-    save_pending([message for _, message, _ in pending])
+    save_pending([message for _, message, _ in pending] + [message for _, message, _ in held])
+    for index, message, block in held:
+        results[index] = suppressed_error(message, block.reason)
+        fire(message_suppressed, message=message, reason=block.reason)
     by_provider: dict[int, list[tuple[int, Message]]] = defaultdict(list)
     providers = {}
     for index, message, provider in pending:
@@ -130,6 +161,11 @@ def send_many(requests: Sequence[SendRequest]) -> list[Message | CommunicationEr
         ):
             results[index] = outcome
     return results  # type: ignore[return-value]
+
+
+def suppressed_error(message: Message, reason: str) -> RecipientSuppressedError:
+    cls = RecipientOptedOutError if reason.startswith(OPTED_OUT) else RecipientSuppressedError
+    return cls(reason, message=message)
 
 
 def earlier_messages(keys: Iterable[str | None]) -> dict[str, Message]:
@@ -166,6 +202,10 @@ def build_message(request: SendRequest) -> Message:
         ),
     )
     full_context = {"recipient": to, **(context or {})}
+    if channel == Channel.EMAIL and "unsubscribe_url" not in full_context:
+        url = unsubscribe_url(channel, address, message.message_type)
+        if url:
+            full_context["unsubscribe_url"] = url
     fill_content(message, template, full_context, request)
     link(message, "recipient", to if is_saved(to) else None)
     if related_object is not None:
@@ -221,8 +261,8 @@ def link(message: Message, prefix: str, obj: models.Model | None) -> None:
 
 
 def save_pending(messages: list[Message]) -> None:
-    """Write new messages as pending and earlier failed ones back to pending, committed before
-    any provider call (in autocommit mode)."""
+    """Write new messages (pending, or suppressed) and earlier failed ones back to pending (or
+    suppressed), committed before any provider call (in autocommit mode)."""
     new = [message for message in messages if message._state.adding]
     retried = [message for message in messages if not message._state.adding]
     if new:
@@ -233,13 +273,20 @@ def save_pending(messages: list[Message]) -> None:
             # A concurrent send took one of the idempotency keys: insert one by one.
             for message in new:
                 save_one(message)
-    if retried:
-        now = timezone.now()
-        Message.objects.filter(pk__in=[m.pk for m in retried]).update(
+    now = timezone.now()
+    again = [message for message in retried if message.status != MessageStatus.SUPPRESSED]
+    if again:
+        Message.objects.filter(pk__in=[m.pk for m in again]).update(
             status=MessageStatus.PENDING, error="", updated_at=now
         )
-        for message in retried:
+        for message in again:
             message.status, message.error, message.updated_at = MessageStatus.PENDING, "", now
+    for message in retried:
+        if message.status == MessageStatus.SUPPRESSED:  # rare: failed before, suppressed now
+            message.updated_at = now
+            Message.objects.filter(pk=message.pk).update(
+                status=message.status, error=message.error, updated_at=now
+            )
 
 
 def save_one(message: Message) -> None:
@@ -253,6 +300,10 @@ def save_one(message: Message) -> None:
         existing = Message.objects.get(idempotency_key=message.idempotency_key)
         message.pk = existing.pk
         message._state.adding = False
+        if message.status == MessageStatus.SUPPRESSED:
+            Message.objects.filter(pk=message.pk).update(
+                status=message.status, error=message.error, updated_at=timezone.now()
+            )
 
 
 def deliver(messages: list[Message], provider: BaseProvider) -> list[Message | ProviderError]:
@@ -285,6 +336,7 @@ def deliver_one(message: Message, provider: BaseProvider) -> Message | ProviderE
         sent_at=timezone.now(),
         error="",
     )
+    fire(message_sent, message=message)
     return message
 
 

@@ -6,7 +6,7 @@ from django_communication import cache
 from django_communication.models import CommunicationSettings
 from django_communication.providers import memory
 
-pytest_plugins = ["tests.servers", "tests.browser"]
+pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools"]
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,8 @@ built once (in ``__init__`` or lazily) and reused.
         def send(self, message):
             response = my_client.post(to=message.to_address, text=message.body_text)
             return response["id"]
+
+Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ class ConsoleProvider(BaseProvider):
         lines.append(f"To: {message.to_address}")
         if message.channel == Channel.EMAIL:
             lines.append(f"Subject: {message.subject}")
+            lines += [f"{name}: {value}" for name, value in message.extra_headers.items()]
             lines += ["", message.body_text]
             if message.body_html:
                 lines += ["", "[HTML]", message.body_html]

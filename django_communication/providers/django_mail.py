@@ -44,7 +44,7 @@ class DjangoMailProvider(EmailProvider):
 
     def send(self, message: Message) -> str:
         message_id = make_msgid(domain=message.from_address.rpartition("@")[2].strip(">") or None)
-        headers = {"Message-ID": message_id}
+        headers = {**message.extra_headers, "Message-ID": message_id}
         if self.config.email_reply_to:
             headers["Reply-To"] = self.config.email_reply_to
         email = EmailMultiAlternatives(

@@ -31,12 +31,17 @@ class SesProvider(EmailProvider):
             body["Text"] = {"Data": message.body_text, "Charset": "UTF-8"}
         if message.body_html:
             body["Html"] = {"Data": message.body_html, "Charset": "UTF-8"}
+        simple: dict[str, Any] = {
+            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+            "Body": body,
+        }
+        headers = message.extra_headers
+        if headers:
+            simple["Headers"] = [{"Name": name, "Value": value} for name, value in headers.items()]
         request: dict[str, Any] = {
             "FromEmailAddress": message.from_address,
             "Destination": {"ToAddresses": [message.to_address]},
-            "Content": {
-                "Simple": {"Subject": {"Data": message.subject, "Charset": "UTF-8"}, "Body": body}
-            },
+            "Content": {"Simple": simple},
         }
         if self.config.email_reply_to:
             request["ReplyToAddresses"] = [self.config.email_reply_to]

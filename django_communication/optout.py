@@ -1,0 +1,115 @@
+"""Opt-outs: signed unsubscribe links, List-Unsubscribe headers (RFC 8058), opt_out() / opt_in().
+
+Recipients may opt out of the types in ``OPT_OUT_TYPES`` (announcements, reminders) per
+channel; transactional and alert messages always go out. Emails of those types carry, when
+``COMMUNICATION["SITE_URL"]`` is set, a signed link to the unsubscribe view (``unsubscribe_url``
+in the template context) and the ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers, so
+mail clients show a one-click "Unsubscribe".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import NoReverseMatch, reverse
+
+from .cache import block_cache
+from .conf import OPT_OUT_TYPES, comm_settings
+from .exceptions import ConfigurationError, InvalidArgumentError
+from .models import Channel, Direction, OptOut
+from .suppression import normalize
+
+if TYPE_CHECKING:
+    from .models import Message
+
+SALT = "django_communication.unsubscribe"
+
+
+def can_opt_out(message_type: str) -> bool:
+    return message_type in OPT_OUT_TYPES
+
+
+def make_token(channel: str, address: str, message_type: str) -> str:
+    """A signed, URL-safe token naming what to unsubscribe from. It never expires: an
+    unsubscribe link must work however old the email is."""
+    return signing.dumps([channel, normalize(channel, address), message_type], salt=SALT)
+
+
+def read_token(token: str) -> tuple[str, str, str]:
+    """(channel, address, message_type) from a token; signing.BadSignature if forged."""
+    value = signing.loads(token, salt=SALT)
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(part, str) for part in value)
+    ):
+        raise signing.BadSignature("Malformed unsubscribe token.")
+    channel, address, message_type = value
+    if channel not in Channel.values or not can_opt_out(message_type) or not address:
+        raise signing.BadSignature("Unsubscribe token names nothing one can opt out of.")
+    return channel, address, message_type
+
+
+def unsubscribe_url(channel: str, address: str, message_type: str) -> str | None:
+    """The absolute one-click unsubscribe URL, or None without SITE_URL or for a message type
+    that cannot be opted out of."""
+    site_url = comm_settings.site_url
+    if not site_url or not can_opt_out(message_type) or not address:
+        return None
+    token = make_token(channel, address, message_type)
+    try:
+        path = reverse("django_communication:unsubscribe", args=[token])
+    except NoReverseMatch as exc:
+        raise ConfigurationError(
+            "COMMUNICATION['SITE_URL'] is set but django_communication.urls is not in the "
+            "URLconf: add path('communication/', include('django_communication.urls'))."
+        ) from exc
+    return site_url + path
+
+
+def list_unsubscribe_headers(message: Message) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for an outbound email that can be opted out of."""
+    if message.channel != Channel.EMAIL or message.direction != Direction.OUTBOUND:
+        return {}
+    url = unsubscribe_url(message.channel, message.to_address, message.message_type)
+    if url is None:
+        return {}
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def opt_out(address: str, channel: str, message_type: str, *, source: str = "api") -> bool:
+    """Record that ``address`` wants no more ``message_type`` messages on ``channel``. Returns
+    True if this is new. Raises InvalidArgumentError for a type that cannot be opted out of."""
+    if channel not in Channel.values:
+        raise InvalidArgumentError(f"Unknown channel {channel!r}.")
+    if not can_opt_out(message_type):
+        allowed = ", ".join(sorted(OPT_OUT_TYPES))
+        raise InvalidArgumentError(
+            f"{message_type!r} messages cannot be opted out of; only {allowed} can."
+        )
+    address = normalize(channel, address)
+    if not address:
+        raise InvalidArgumentError("An opt-out needs an address.")
+    try:
+        with transaction.atomic():
+            _, created = OptOut.objects.get_or_create(
+                channel=channel,
+                address=address,
+                message_type=message_type,
+                defaults={"source": source[:30]},
+            )
+    except IntegrityError:  # the same opt-out, concurrently
+        created = False
+    block_cache.clear()
+    return created
+
+
+def opt_in(address: str, channel: str, message_type: str) -> bool:
+    """Remove an opt-out; True if there was one."""
+    deleted, _ = OptOut.objects.filter(
+        channel=channel, address=normalize(channel, address), message_type=message_type
+    ).delete()
+    block_cache.clear()
+    return bool(deleted)

@@ -1,0 +1,72 @@
+"""The SNS webhook and the unsubscribe page. Wire them with
+``path("communication/", include("django_communication.urls"))``."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+
+from .conf import comm_settings
+from .optout import opt_out, read_token
+from .tracking import MalformedEvent
+from .webhooks import dispatch, sns
+
+logger = logging.getLogger("django_communication")
+
+
+@csrf_exempt
+@never_cache
+def sns_webhook(request: HttpRequest) -> HttpResponse:
+    """Amazon SNS HTTP(S) endpoint: SES events, inbound email and SMS, SMS delivery status.
+
+    200 when handled (or knowingly ignored); 4xx, with nothing changed, when the request is not
+    a verified notification from an accepted topic; 503 when the signing certificate cannot be
+    fetched right now (SNS retries).
+    """
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    limit = comm_settings.webhook_max_bytes
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return HttpResponse("Bad Content-Length.", status=400, content_type="text/plain")
+    if declared > limit:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    try:
+        message = sns.parse(body, comm_settings.sns_topic_arns)
+        outcome = dispatch.handle(message)
+    except sns.RejectedNotification as exc:
+        logger.warning("django_communication: SNS request rejected: %s", exc.reason)
+        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    except MalformedEvent as exc:
+        logger.warning("django_communication: malformed SNS payload: %s", exc)
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    return HttpResponse(outcome, content_type="text/plain")
+
+
+@csrf_exempt
+@never_cache
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: a page with a button (link scanners prefetch GETs, so GET changes nothing).
+    POST: the opt-out, from that button or from a mail client's RFC 8058 one-click request
+    (``List-Unsubscribe=One-Click``). The signed token is the authority; no CSRF token."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    try:
+        channel, address, message_type = read_token(token)
+    except signing.BadSignature:
+        return render(request, "django_communication/unsubscribe_invalid.html", status=400)
+    context = {"channel": channel, "address": address, "message_type": message_type}
+    if request.method == "POST":
+        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+        opt_out(address, channel, message_type, source="one-click" if one_click else "link")
+        return render(request, "django_communication/unsubscribed.html", context)
+    return render(request, "django_communication/unsubscribe.html", context)
