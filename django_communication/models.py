@@ -140,13 +140,23 @@ class Message(TimestampedModel):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     recipient_content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # the composite index below serves the lookups; one index less to write
     )
     recipient_object_id = models.CharField(max_length=64, blank=True)
     recipient = GenericForeignKey("recipient_content_type", "recipient_object_id")
 
     related_content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # the composite index below serves the lookups; one index less to write
     )
     related_object_id = models.CharField(max_length=64, blank=True)
     related_object = GenericForeignKey("related_content_type", "related_object_id")
