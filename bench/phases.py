@@ -97,10 +97,10 @@ class Bench:
         config.save()  # clears this process's settings and provider caches (apps.py)
 
     def ours_models(self) -> list:
-        from django_communication.models import Message
+        from django_communication.models import Message, MessageEvent
         from outbox.models import OutboxEvent
 
-        return [Message, OutboxEvent]
+        return [MessageEvent, Message, OutboxEvent]
 
     def theirs_models(self) -> list:
         from post_office.models import Email, Log
