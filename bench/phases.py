@@ -113,7 +113,7 @@ class Bench:
         tables = [connection.ops.quote_name(model._meta.db_table) for model in models]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute(f"TRUNCATE {', '.join(tables)}")
+                cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
             else:
                 for table in tables:
                     cursor.execute(f"DELETE FROM {table}")
