@@ -8,14 +8,14 @@ from .exceptions import InvalidEventError, OutboxError
 
 if TYPE_CHECKING:
     from .binding import bind_signal
-    from .producer import emit, emit_many
+    from .producer import cancel, emit, emit_many
 
-__all__ = ["InvalidEventError", "OutboxError", "bind_signal", "emit", "emit_many"]
+__all__ = ["InvalidEventError", "OutboxError", "bind_signal", "cancel", "emit", "emit_many"]
 
 
 def __getattr__(name: str) -> Any:
     # emit() needs the models, which cannot load before the app registry is ready.
-    if name in ("emit", "emit_many"):
+    if name in ("emit", "emit_many", "cancel"):
         from . import producer
 
         return getattr(producer, name)

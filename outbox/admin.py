@@ -16,12 +16,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import OutboxEvent
+from .health import OutboxHealth, format_seconds, outbox_health
+from .models import OutboxEvent, OutboxStatus
 from .operations import discard, retry_now
 
 # pre-wrap: long JSON strings and tracebacks wrap instead of widening the page on a phone.
@@ -126,6 +128,17 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+
+    # ------------------------------------------------------------------ health figures
+
+    def changelist_view(self, request, extra_context=None):
+        # Lazy: computed (two queries) only when the list page is rendered, not for the
+        # redirect after an action.
+        extra_context = {
+            "outbox_health": SimpleLazyObject(lambda: health_panel(outbox_health())),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
 
     # ------------------------------------------------------------------ permissions
 
@@ -244,3 +257,41 @@ class OutboxEventAdmin(admin.ModelAdmin):
             '<ul class="outbox-messages" style="margin: 0; padding: 0;">{}</ul>',
             format_html_join("", '<li data-status="{}">{} ({})</li>', items),
         )
+
+
+def health_panel(figures: OutboxHealth) -> dict:
+    """What the list page shows above the results; a figure with a status links to its filter."""
+    counts = figures.counts
+
+    def figure(key, label, value, status=None, alert=False) -> dict:
+        return {"key": key, "label": label, "value": value, "status": status, "alert": alert}
+
+    return {
+        "healthy": figures.healthy,
+        "threshold": format_seconds(figures.lag_threshold_seconds),
+        "figures": [
+            figure("lag", _("lag"), format_seconds(figures.lag_seconds), alert=not figures.healthy),
+            figure("pending", _("pending"), counts[OutboxStatus.PENDING], OutboxStatus.PENDING),
+            figure("dead", _("dead"), counts[OutboxStatus.DEAD], OutboxStatus.DEAD),
+            figure(
+                "dead_last_hour",
+                _("dead, last hour"),
+                figures.dead_last_hour,
+                alert=figures.dead_last_hour > 0,
+            ),
+            figure(
+                "dispatched_per_minute",
+                _("dispatched / min"),
+                f"{figures.dispatched_per_minute:.1f}",
+            ),
+            figure(
+                "dispatched",
+                _("dispatched"),
+                counts[OutboxStatus.DISPATCHED],
+                OutboxStatus.DISPATCHED,
+            ),
+            figure(
+                "cancelled", _("cancelled"), counts[OutboxStatus.CANCELLED], OutboxStatus.CANCELLED
+            ),
+        ],
+    }

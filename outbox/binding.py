@@ -42,6 +42,7 @@ def bind_signal(
     channel: Mapping = None,
     idempotency_key: Mapping = None,
     available_at: Mapping = None,
+    ordering_key: Mapping = None,
     sender: Any = None,
 ) -> Callable[..., OutboxEvent]:
     """Connect ``signal`` so that each send emits ``event_type``; returns the receiver."""
@@ -52,6 +53,7 @@ def bind_signal(
         "channel": channel,
         "idempotency_key": idempotency_key,
         "available_at": available_at,
+        "ordering_key": ordering_key,
     }
 
     def receiver(sender: Any, **kwargs: Any) -> OutboxEvent:

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "WAKE_INTERVAL_SECONDS": 0.2,
     "SCHEDULE_MINUTES": 1,
     "ASYNC_COMMIT": True,
+    "LAG_THRESHOLD_SECONDS": 300.0,
 }
 
 RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
@@ -91,6 +92,10 @@ class OutboxSettings:
     @property
     def schedule_minutes(self) -> int:
         return int(self.get("SCHEDULE_MINUTES"))
+
+    @property
+    def lag_threshold_seconds(self) -> float:
+        return float(self.get("LAG_THRESHOLD_SECONDS"))
 
 
 outbox_settings = OutboxSettings()

@@ -21,6 +21,9 @@ class OutboxEvent(TimestampedModel):
 
     A claimed event stays ``pending``: the claim moves ``available_at`` forward by the lease and
     sets ``claim_token``; if the relay dies, the event becomes due again when the lease ends.
+
+    Events sharing an ``ordering_key`` are dispatched one at a time, in ``ordering_seq`` order:
+    the relay claims one only when no earlier event of its key is still pending.
     """
 
     event_type = models.CharField(max_length=200)
@@ -35,6 +38,10 @@ class OutboxEvent(TimestampedModel):
     last_error = models.TextField(blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    ordering_key = models.CharField(max_length=255, null=True, blank=True)
+    # Emit order within the ordering key: nanoseconds since the epoch, strictly increasing within
+    # a process (created_at can tie within a bulk INSERT). Null without an ordering key.
+    ordering_seq = models.BigIntegerField(null=True, blank=True, editable=False)
 
     # No index of their own on the content type keys: every INSERT pays for each index, and the
     # composite index below serves the lookups.
@@ -77,6 +84,15 @@ class OutboxEvent(TimestampedModel):
                 fields=["available_at"],
                 name="outbox_due_idx",
                 condition=models.Q(status="pending"),
+            ),
+            # "Is an earlier event of this key still pending?" Only keyed rows, so events
+            # without a key pay nothing for it. Status is a column, not part of the condition:
+            # SQLite cannot use a partial index whose condition the query states with a bound
+            # parameter (status = %s), only one it states literally (IS NOT NULL).
+            models.Index(
+                fields=["ordering_key", "status", "ordering_seq"],
+                name="outbox_ordering_idx",
+                condition=models.Q(ordering_key__isnull=False),
             ),
             models.Index(fields=["status", "created_at"], name="outbox_status_created_idx"),
             models.Index(

@@ -1,9 +1,12 @@
-"""emit(): record an event in the caller's transaction."""
+"""emit(): record an event in the caller's transaction; cancel(): take back unsent ones."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -11,16 +14,23 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, router, transaction
+from django.utils import timezone
 
 from django_communication.exceptions import InvalidArgumentError
 from django_communication.routing import validate_channel
 
 from .exceptions import InvalidEventError
-from .models import OutboxEvent
+from .models import OutboxEvent, OutboxStatus
+from .operations import open_events
 from .wakeup import wake_after_commit
+
+logger = logging.getLogger("outbox")
 
 #: The JSON escape of a NUL character (not an escaped backslash followed by "u0000").
 NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+_sequence_lock = threading.Lock()
+_last_sequence = 0
 
 
 def emit(
@@ -32,12 +42,14 @@ def emit(
     channel: str | None = None,
     idempotency_key: str | None = None,
     available_at: datetime | None = None,
+    ordering_key: str | None = None,
     using: str | None = None,
 ) -> OutboxEvent:
     """Write one OutboxEvent on the caller's connection, inside the caller's transaction.
 
     Nothing is sent now: the relay dispatches the event after the commit, and never if the
-    transaction rolls back. A repeated ``idempotency_key`` returns the existing event.
+    transaction rolls back. A repeated ``idempotency_key`` returns the existing event. Events
+    with the same ``ordering_key`` are dispatched one at a time, in the order they were emitted.
     """
     event = build_event(
         event_type,
@@ -47,6 +59,7 @@ def emit(
         channel=channel,
         idempotency_key=idempotency_key,
         available_at=available_at,
+        ordering_key=ordering_key,
     )
     using = using or router.db_for_write(OutboxEvent)
     if idempotency_key:
@@ -97,6 +110,71 @@ def emit_many(events: Iterable[dict[str, Any]], *, using: str | None = None) -> 
     return written
 
 
+class Cancelled(int):
+    """cancel()'s count of cancelled events, with ``in_flight``: the matching events it left
+    alone because a relay holds them right now (their messages may be on their way)."""
+
+    in_flight: int
+
+    def __new__(cls, cancelled: int, in_flight: int = 0) -> Cancelled:
+        count = super().__new__(cls, cancelled)
+        count.in_flight = in_flight
+        return count
+
+
+def cancel(
+    *,
+    idempotency_key: str | None = None,
+    related_object: models.Model | None = None,
+    event_type: str | None = None,
+    by: str = "the application",
+    using: str | None = None,
+) -> Cancelled:
+    """Cancel the unsent (pending or dead) events with this idempotency key or related object,
+    optionally only those of ``event_type``, in the caller's transaction: a rollback cancels
+    nothing. Returns how many it cancelled (an int), with ``.in_flight``: how many it skipped
+    because a relay is working on them under a live lease. ``last_error`` records
+    ``Cancelled by <by>``. Dispatched and already cancelled events are left as they are.
+    """
+    if not idempotency_key and related_object is None:
+        raise InvalidEventError("cancel() needs an idempotency_key or a related_object.")
+    using = using or router.db_for_write(OutboxEvent)
+    events = OutboxEvent.objects.using(using)
+    if idempotency_key:
+        events = events.filter(idempotency_key=idempotency_key)
+    if related_object is not None:
+        probe = OutboxEvent()
+        try:
+            reference(probe, "related", related_object)
+        except InvalidEventError:
+            raise InvalidEventError(
+                f"cancel(related_object=...) must be a saved model instance, got "
+                f"{related_object!r}."
+            ) from None
+        events = events.filter(
+            related_content_type=probe.related_content_type,
+            related_object_id=probe.related_object_id,
+        )
+    if event_type is not None:
+        events = events.filter(event_type=event_type)
+    now = timezone.now()
+    cancelled = open_events(events, now).update(
+        status=OutboxStatus.CANCELLED,
+        last_error=f"Cancelled by {by}" if by else "Cancelled",
+        claim_token=None,
+        updated_at=now,
+    )
+    # Counted after the UPDATE: on PostgreSQL it waited for a relay's concurrent claim, if any.
+    in_flight = events.filter(
+        status=OutboxStatus.PENDING, claim_token__isnull=False, available_at__gt=now
+    ).count()
+    if in_flight:
+        logger.warning(
+            "outbox: cancel() left %s event(s) a relay is dispatching right now", in_flight
+        )
+    return Cancelled(cancelled, in_flight)
+
+
 def build_event(
     event_type: str,
     *,
@@ -106,10 +184,20 @@ def build_event(
     channel: str | None = None,
     idempotency_key: str | None = None,
     available_at: datetime | None = None,
+    ordering_key: str | None = None,
 ) -> OutboxEvent:
     """A validated, unsaved event."""
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEventError("emit() needs a non-empty event_type string.")
+    if ordering_key is not None and (
+        not isinstance(ordering_key, str)
+        or not ordering_key
+        or len(ordering_key) > 255
+        or "\x00" in ordering_key
+    ):
+        raise InvalidEventError(
+            f"emit(ordering_key=...) must be a string of 1 to 255 characters, got {ordering_key!r}."
+        )
     if channel:
         try:
             validate_channel(channel)
@@ -124,9 +212,21 @@ def build_event(
     )
     if available_at is not None:
         event.available_at = available_at
+    if ordering_key is not None:
+        event.ordering_key = ordering_key
+        event.ordering_seq = next_sequence()
     reference(event, "to", to)
     reference(event, "related", related_object)
     return event
+
+
+def next_sequence() -> int:
+    """Nanoseconds since the epoch, strictly increasing within this process: the emit order of
+    events sharing an ordering key, even within one bulk INSERT or across a clock step back."""
+    global _last_sequence
+    with _sequence_lock:
+        _last_sequence = max(time.time_ns(), _last_sequence + 1)
+        return _last_sequence
 
 
 def reference(event: OutboxEvent, prefix: str, obj: models.Model | None) -> None:

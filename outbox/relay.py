@@ -20,7 +20,7 @@ from datetime import timedelta
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from django_communication.exceptions import CommunicationError
@@ -28,6 +28,7 @@ from django_communication.models import Message
 from django_communication.sending import SendRequest, send_many
 
 from .conf import Rule, outbox_settings
+from .logging import EVENT_ERROR_MESSAGE, EVENT_MESSAGE
 from .models import OutboxEvent, OutboxStatus
 
 logger = logging.getLogger("outbox")
@@ -60,6 +61,8 @@ class Outcome:
     event: OutboxEvent
     errors: list[str] = field(default_factory=list)
     retryable: bool = False
+    #: The providers of the event's messages (for the log).
+    providers: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,9 @@ def drain(
             token, events = claim(size)
             if not events:
                 break
+            if logger.isEnabledFor(logging.DEBUG):
+                for event in events:
+                    log_event(logging.DEBUG, "claimed", str(token), event)
             summary.add(process_batch(token, events))
             if progress:
                 progress(summary)
@@ -133,7 +139,7 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
         "available_at": lease_until,
         "attempts": F("attempts") + 1,
     }
-    candidates = due.order_by("available_at")
+    candidates = due.filter(next_in_order()).order_by("available_at")
     if not features.has_select_for_update_skip_locked and features.allow_sliced_subqueries_with_in:
         # No row locks (SQLite): one UPDATE whose subquery picks the rows. A transaction that
         # reads and then writes cannot wait for another writer (SQLite answers "database is
@@ -149,10 +155,23 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
                 return token, []
             # "Still due" again: without row locks, a relay that claimed them meanwhile wins.
             due.filter(pk__in=ids).update(**claim_fields)
-    events = list(
-        OutboxEvent.objects.using(using).filter(claim_token=token).order_by("created_at")
-    )
+    events = list(OutboxEvent.objects.using(using).filter(claim_token=token).order_by("created_at"))
     return token, events
+
+
+def next_in_order() -> Q:
+    """Events without an ordering key, and keyed events no earlier event of whose key is still
+    pending (due, leased to a relay, backing off or delayed): at most one per key per claim, and
+    none while a relay holds the one before it. The claim still walks ``outbox_due_idx``; only
+    keyed rows probe ``outbox_ordering_idx``."""
+    earlier = OutboxEvent.objects.filter(
+        Q(ordering_seq__lt=OuterRef("ordering_seq"))
+        | Q(ordering_seq=OuterRef("ordering_seq"), pk__lt=OuterRef("pk")),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_key__isnull=False,
+        status=OutboxStatus.PENDING,
+    )
+    return Q(ordering_key__isnull=True) | ~Exists(earlier)
 
 
 def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
@@ -166,6 +185,9 @@ def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
     ]
     results = send_isolated([request for _, _, request in planned])
     for (outcome, rule, _), result in zip(planned, results, strict=True):
+        provider = getattr(result, "provider", "")  # a Message or a ProviderError has one
+        if provider and provider not in outcome.providers:
+            outcome.providers.append(provider)
         if isinstance(result, Exception):
             outcome.fail(rule, result)
     return finalize(token, outcomes)
@@ -276,7 +298,11 @@ def finalize(token: uuid.UUID, outcomes: list[Outcome]) -> DrainSummary:
             claim_token=None,
             updated_at=now,
         )
-        summary.lost_lease += len(dispatched) - summary.dispatched
+        lost = len(dispatched) - summary.dispatched
+        summary.lost_lease += lost
+        # Checked once per batch: without INFO logging, no per-event work on the hot path.
+        if logger.isEnabledFor(logging.INFO) or (lost and logger.isEnabledFor(logging.WARNING)):
+            log_dispatched(token, [o for o in outcomes if o.ok], lost, now)
     for outcome in outcomes:
         if outcome.ok:
             continue
@@ -295,17 +321,71 @@ def finalize(token: uuid.UUID, outcomes: list[Outcome]) -> DrainSummary:
         )
         if changed:
             setattr(summary, counter, getattr(summary, counter) + 1)
-            logger.warning(
-                "outbox: event %s (%s) %s on attempt %s: %s",
-                event.pk,
-                event.event_type,
+            retry_at = fields.get("available_at")
+            log_event(
+                logging.WARNING,
                 counter,
-                event.attempts,
-                error,
+                str(token),
+                event,
+                providers=outcome.providers,
+                error=error,
+                retry_at=retry_at.isoformat() if retry_at else "",
             )
         else:
             summary.lost_lease += 1
+            log_event(
+                logging.WARNING,
+                "lost_lease",
+                str(token),
+                event,
+                providers=outcome.providers,
+                error=error,
+            )
     return summary
+
+
+def log_dispatched(token: uuid.UUID, outcomes: list[Outcome], lost: int, now) -> None:
+    """One record per dispatched event; ``lost_lease`` for those another relay took over (found
+    with one query, only when the batch's UPDATE matched fewer rows than it sent)."""
+    lost_ids: set = set()
+    if lost:
+        ids = [outcome.event.pk for outcome in outcomes]
+        ours = OutboxEvent.objects.filter(
+            pk__in=ids, status=OutboxStatus.DISPATCHED, dispatched_at=now
+        )
+        lost_ids = set(ids) - set(ours.values_list("pk", flat=True))
+    token_text = str(token)
+    for outcome in outcomes:
+        if outcome.event.pk in lost_ids:
+            log_event(logging.WARNING, "lost_lease", token_text, outcome.event, outcome.providers)
+        else:
+            log_event(logging.INFO, "dispatched", token_text, outcome.event, outcome.providers)
+
+
+def log_event(
+    level: int,
+    outcome: str,
+    token_text: str,
+    event: OutboxEvent,
+    providers: list[str] | None = None,
+    error: str = "",
+    retry_at: str = "",
+) -> None:
+    """One ``outbox.event`` record (see :mod:`outbox.logging`): the same fields in the message's
+    arguments and as attributes of the record, for a JSON formatter."""
+    if not logger.isEnabledFor(level):
+        return
+    fields = {
+        "outcome": outcome,
+        "event_id": str(event.pk),
+        "event_type": event.event_type,
+        "attempt": event.attempts,
+        "provider": ",".join(providers or ()),
+        "claim_token": token_text,
+        "error": error,
+        "retry_at": retry_at,
+    }
+    logger.log(level, EVENT_ERROR_MESSAGE if error else EVENT_MESSAGE, fields, extra=fields)
 
 
 def backoff(attempts: int) -> timedelta:

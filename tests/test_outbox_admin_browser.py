@@ -81,6 +81,11 @@ def test_list_at_phone_width(admin_page, live_server, events):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/admin/outbox/outboxevent/")
     assert page.locator("#result_list tbody tr").count() == 3
+    # The health figures wrap into rows of tiles above the results.
+    tiles = page.locator("section.outbox-health li")
+    assert tiles.count() == 7
+    assert tiles.first.is_visible()
+    assert tiles.first.bounding_box()["y"] < page.locator("#changelist").bounding_box()["y"]
     # The responsive admin CSS still applies: the page scrolls no wider than the screen, apart
     # from the results table, which the admin lets scroll sideways inside its own box.
     overflow = page.evaluate(
