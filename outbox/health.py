@@ -9,7 +9,8 @@ Two queries whatever the backlog's shape:
   This one reads the whole table, which pruning keeps to ``RETENTION_DAYS`` of events.
 
 A claimed event is not due (its ``available_at`` is the end of its lease), nor is one waiting for
-a retry; an event whose relay died becomes due, and counts, when its lease ends.
+a retry, nor one held back by an earlier event of its ordering key; an event whose relay died
+becomes due, and counts, when its lease ends.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from .conf import outbox_settings
 from .models import OutboxEvent, OutboxStatus
+from .relay import next_in_order
 
 #: The window of ``dead_last_hour``.
 DEAD_WINDOW = timedelta(hours=1)
@@ -83,7 +85,7 @@ def outbox_health(
     now = timezone.now()
     events = OutboxEvent.objects.db_manager(using).order_by()
     oldest_due_at = (
-        events.filter(status=OutboxStatus.PENDING, available_at__lte=now)
+        events.filter(next_in_order(), status=OutboxStatus.PENDING, available_at__lte=now)
         .order_by("available_at")
         .values_list("available_at", flat=True)
         .first()

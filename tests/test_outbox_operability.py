@@ -465,3 +465,14 @@ def test_bad_lag_threshold_is_e008(settings, value):
 def test_good_lag_threshold_passes(settings):
     settings.OUTBOX = {"LAG_THRESHOLD_SECONDS": 45.5}
     assert check_outbox_settings() == []
+
+
+def test_an_event_held_back_by_its_ordering_key_is_not_lag(db):
+    """The later event of a key waits for the earlier one's retry: working as designed."""
+    now = timezone.now()
+    make_event(ordering_key="booking:1", ordering_seq=1, available_at=now + timedelta(hours=1))
+    make_event(ordering_key="booking:1", ordering_seq=2, available_at=now - timedelta(hours=1))
+    health = outbox_health(60)
+    assert health.oldest_due_at is None and health.healthy
+    make_event(available_at=now - timedelta(minutes=10))  # no key: really waiting
+    assert outbox_health(60).lag_seconds >= 600
