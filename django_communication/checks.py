@@ -11,6 +11,10 @@ communication.E008  SNS_TOPIC_ARNS is not a list of SNS topic ARNs
 communication.E009  INBOUND_SENDER_RESOLVER is not importable or not callable
 communication.E010  WEBHOOK_MAX_BYTES is not an integer > 0
 communication.E011  SITE_URL is set but django_communication.urls is not in the URLconf
+communication.E012  FALLBACK is malformed: not channel -> list of provider names, an unknown
+                    provider, one that cannot send on the channel, or a name twice
+communication.E013  RATE_LIMITS is malformed: not provider name -> messages per second > 0, or
+                    an unknown provider
 communication.W001  AWS secret keys are stored in the database while DEBUG is off
 """
 
@@ -57,6 +61,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors += check_site_url(_setting("SITE_URL"))
     errors += check_topic_arns(_setting("SNS_TOPIC_ARNS"))
     errors += check_max_bytes(_setting("WEBHOOK_MAX_BYTES"))
+    if not any(error.id == "communication.E004" for error in errors):
+        errors += check_fallback(_setting("FALLBACK"))
+        errors += check_rate_limits(_setting("RATE_LIMITS"))
     return errors
 
 
@@ -226,6 +233,66 @@ def check_max_bytes(value: Any) -> list:
             )
         ]
     return []
+
+
+def check_fallback(value: Any) -> list:
+    from .exceptions import ConfigurationError
+    from .providers.registry import provider_class
+
+    def error(text: str) -> Error:
+        return Error(
+            f"COMMUNICATION['FALLBACK'] {text}",
+            hint='For example {"email": ["django"]}: providers tried, in order, after the '
+            "settings singleton's provider for the channel fails retryably.",
+            id="communication.E012",
+        )
+
+    if not isinstance(value, dict):
+        return [error("must be a dict of channel -> list of provider names.")]
+    errors = []
+    for channel, names in value.items():
+        if channel not in Channel.values:
+            errors.append(error(f"has unknown channel {channel!r}."))
+            continue
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            errors.append(error(f"[{channel!r}] must be a list of provider names."))
+            continue
+        if len(set(names)) != len(names):
+            errors.append(error(f"[{channel!r}] names a provider twice."))
+        for name in names:
+            try:
+                cls = provider_class(name)
+            except ConfigurationError as exc:
+                errors.append(error(f"[{channel!r}]: {exc}"))
+                continue
+            if channel not in cls.channels:
+                errors.append(error(f"[{channel!r}]: provider {name!r} cannot send {channel}."))
+    return errors
+
+
+def check_rate_limits(value: Any) -> list:
+    from .exceptions import ConfigurationError
+    from .providers.registry import provider_class
+
+    def error(text: str) -> Error:
+        return Error(
+            f"COMMUNICATION['RATE_LIMITS'] {text}",
+            hint='For example {"ses": 14}: at most 14 messages per second through "ses", '
+            "counted across every process.",
+            id="communication.E013",
+        )
+
+    if not isinstance(value, dict):
+        return [error("must be a dict of provider name -> messages per second.")]
+    errors = []
+    for name, rate in value.items():
+        try:
+            provider_class(name)
+        except ConfigurationError as exc:
+            errors.append(error(f"has {name!r}: {exc}"))
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            errors.append(error(f"[{name!r}] = {rate!r} is not a number of messages per second."))
+    return errors
 
 
 def check_urls(app_configs=None, **kwargs) -> list:

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "SNS_TOPIC_ARNS": [],
     "WEBHOOK_MAX_BYTES": 1024 * 1024,
     "INBOUND_SENDER_RESOLVER": None,
+    "FALLBACK": {},
+    "RATE_LIMITS": {},
 }
 
 #: Message types a recipient may opt out of; transactional and alert messages always go out.
@@ -86,6 +88,17 @@ class CommunicationSettings:
     @property
     def webhook_max_bytes(self) -> int:
         return int(self.get("WEBHOOK_MAX_BYTES"))
+
+    @property
+    def fallback(self) -> dict[str, list[str]]:
+        """Channel → provider names tried, in order, after the singleton's provider fails
+        retryably."""
+        return self.get("FALLBACK") or {}
+
+    @property
+    def rate_limits(self) -> dict[str, float]:
+        """Provider name → maximum messages per second, shared by every process."""
+        return self.get("RATE_LIMITS") or {}
 
     def _callable(self, name: str) -> Callable[..., Any] | None:
         value = self.get(name)

@@ -54,7 +54,11 @@ class ProviderError(CommunicationError):
 
     ``message`` is the saved, failed Message; ``retryable`` is True for outages, throttling and
     5xx answers, False for rejections that will fail again (a refused address, a bad request).
+    ``fell_through`` is True only inside send_many(), for a failure handed on to a fallback
+    provider (not recorded yet).
     """
+
+    fell_through = False
 
     def __init__(
         self,

@@ -290,3 +290,19 @@ class OptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: no {self.message_type} by {self.channel}"
+
+
+class SendRateSlot(models.Model):
+    """The next free send slot of a provider named in ``COMMUNICATION["RATE_LIMITS"]``, shared
+    by every process that sends (see ratelimit.py). Written with one UPDATE per message."""
+
+    provider = models.CharField(max_length=100, primary_key=True)
+    next_at = models.FloatField(
+        default=0.0, help_text=_("Unix time (database clock) of the next free send slot.")
+    )
+
+    class Meta:
+        verbose_name = _("send rate slot")
+
+    def __str__(self) -> str:
+        return f"{self.provider}: next slot at {self.next_at:.3f}"

@@ -12,6 +12,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
 from .cache import get_settings
+from .conf import comm_settings
 from .exceptions import (
     CommunicationError,
     InvalidArgumentError,
@@ -20,10 +21,12 @@ from .exceptions import (
     RecipientSuppressedError,
     TemplateRenderError,
 )
+from .fallback import deliver_with_fallback
 from .models import Channel, Message, MessageStatus
 from .optout import unsubscribe_url
 from .providers.base import BaseProvider
 from .providers.registry import provider_for_channel
+from .ratelimit import pacer
 from .recipients import resolve_address
 from .rendering import CompiledTemplate, flatten_subject, get_template
 from .routing import choose_channel, validate_message_type
@@ -153,10 +156,15 @@ def send_many(requests: Sequence[SendRequest]) -> list[Message | CommunicationEr
     for index, message, provider in pending:
         by_provider[id(provider)].append((index, message))
         providers[id(provider)] = provider
+    fallback = comm_settings.fallback if by_provider else None
     for key, items in by_provider.items():
+        messages = [message for _, message in items]
+        chain = fallback.get(messages[0].channel) if fallback else None
         for index, outcome in zip(
             (index for index, _ in items),
-            deliver([message for _, message in items], providers[key]),
+            deliver_with_fallback(messages, providers[key], chain)
+            if chain
+            else deliver(messages, providers[key]),
             strict=True,
         ):
             results[index] = outcome
@@ -306,27 +314,53 @@ def save_one(message: Message) -> None:
             )
 
 
-def deliver(messages: list[Message], provider: BaseProvider) -> list[Message | ProviderError]:
+def deliver(
+    messages: list[Message],
+    provider: BaseProvider,
+    *,
+    fall_through: bool = False,
+    failed_before: list[str] | None = None,
+) -> list[Message | ProviderError]:
     """Hand saved messages to the provider, recording each outcome as soon as it is known, so a
-    crash can leave at most the message in flight unrecorded."""
+    crash can leave at most the message in flight unrecorded.
+
+    With a rate limit for the provider (RATE_LIMITS), each message first waits for its send
+    slot. With ``fall_through`` (a fallback provider follows), retryable failures are returned
+    unrecorded, marked ``fell_through``; ``failed_before`` holds, per message, what failed on
+    earlier providers, for the record.
+    """
     outcomes: list[Message | ProviderError] = []
+    pace = pacer(provider.name)
     with provider.session():
-        for message in messages:
-            outcomes.append(deliver_one(message, provider))
+        for position, message in enumerate(messages):
+            if pace is not None:
+                pace()
+            before = failed_before[position] if failed_before else ""
+            outcomes.append(deliver_one(message, provider, before, fall_through))
     return outcomes
 
 
-def deliver_one(message: Message, provider: BaseProvider) -> Message | ProviderError:
+def deliver_one(
+    message: Message, provider: BaseProvider, failed_before: str = "", fall_through: bool = False
+) -> Message | ProviderError:
     try:
         provider_message_id = provider.send(message)
     except Exception as exc:
         retryable = exc.retryable if isinstance(exc, ProviderError) else True
         description = exc.description if isinstance(exc, ProviderError) else repr(exc)
-        record(message, provider, status=MessageStatus.FAILED, error=description)
         error = ProviderError(
             description, retryable=retryable, provider=provider.name, message=message
         )
         error.__cause__ = exc
+        if fall_through and retryable:
+            error.fell_through = True  # the next provider gets it; nothing recorded yet
+            return error
+        record(
+            message,
+            provider,
+            status=MessageStatus.FAILED,
+            error=f"{failed_before}; {error}" if failed_before else description,
+        )
         return error
     record(
         message,
@@ -334,7 +368,7 @@ def deliver_one(message: Message, provider: BaseProvider) -> Message | ProviderE
         status=MessageStatus.SENT,
         provider_message_id=str(provider_message_id or ""),
         sent_at=timezone.now(),
-        error="",
+        error=f"{failed_before}; sent by {provider.name}" if failed_before else "",
     )
     fire(message_sent, message=message)
     return message

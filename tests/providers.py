@@ -36,7 +36,7 @@ class RecordingProvider(BaseProvider):
     name = "recording"
     channels = frozenset({Channel.EMAIL, Channel.SMS})
     calls: list[dict] = []
-    #: Exceptions to raise on the next calls, one per call, before succeeding.
+    #: Exceptions to raise on the next calls, one per call (None: succeed), before succeeding.
     fail_with: list[Exception] = []
     check_committed = False
 
@@ -57,7 +57,9 @@ class RecordingProvider(BaseProvider):
             call["committed_status"] = committed_status(message.pk)
         type(self).calls.append(call)
         if self.fail_with:
-            raise self.fail_with.pop(0)
+            error = self.fail_with.pop(0)
+            if error is not None:  # None: this call succeeds
+                raise error
         return f"rec-{len(self.calls)}"
 
 

@@ -432,14 +432,16 @@ def cluster(processes, monkeypatch):
     def start(**q_cluster) -> subprocess.Popen:
         options = {"sync": False, "workers": 2, "poll": 0.1, **q_cluster}
         process = processes.django("qcluster", env={"TEST_Q_CLUSTER": json.dumps(options)})
-        started.append(process)
+        started.append((process, options.get("guard_cycle", 0.5) > 1))
         return process
 
     yield start
     wait_for(lambda: wakeup._timer is None, 5, "the trailing wake-up")
-    for process in started:
+    for process, long_guard_cycle in started:
         processes.stop(process)
-        assert process.returncode in (0, -signal.SIGTERM), processes.output(process)
+        # With a long guard cycle, django-q2 1.10 (Django 4.2) may not stop within the timeout.
+        clean = (0, -signal.SIGTERM, -signal.SIGKILL) if long_guard_cycle else (0, -signal.SIGTERM)
+        assert process.returncode in clean, processes.output(process)
 
 
 @pytest.mark.postgres

@@ -43,10 +43,12 @@ def provider_class(name: str) -> type[BaseProvider]:
         ) from exc
 
 
-def provider_for_channel(channel: str) -> BaseProvider:
-    """The configured provider instance for a channel, built once per settings version."""
+def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
+    """The configured provider instance for a channel (or the provider ``name``, a fallback),
+    built once per settings version."""
     config = get_settings()
-    name = config.email_provider if channel == "email" else config.sms_provider
+    if name is None:
+        name = config.email_provider if channel == "email" else config.sms_provider
 
     def build() -> BaseProvider:
         cls = provider_class(name)

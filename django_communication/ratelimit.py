@@ -1,0 +1,102 @@
+"""Shared send-rate limits: ``COMMUNICATION["RATE_LIMITS"] = {"ses": 14}``.
+
+A limited provider sends at most one message per ``(1 + GUARD) / rate`` seconds, counted across
+every process and machine on the database. Each message reserves the next free slot with one
+atomic UPDATE of the provider's ``SendRateSlot`` row (``next_at = max(next_at, now) +
+interval``, returning the slot), then the sender sleeps until its slot and calls the provider.
+The clock is the database's, so machines need not agree on the time. Nothing is
+failed or retried: a throttled message only waits, outside any transaction (the UPDATE commits
+at once in autocommit mode).
+
+Slots, not a token bucket with a burst: a bucket of capacity R refilled at R/s lets 2R messages
+through in some one-second window (a full bucket, then its refill). Evenly spaced slots let at
+most R through in any window [t, t + 1). GUARD stretches the spacing by 10 %, so that R + 1
+consecutive slots span 1.1 s: the time from a slot to the provider's acceptance varies (sleep
+overshoot, the process being scheduled late on a busy machine, the network), and up to 100 ms of
+such jitter still keeps every one-second window at or under the limit. (5 % was measured too
+little: four relays on a loaded two-core machine lost 50 ms now and then.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+
+from django.db import connections, router, transaction
+
+from .conf import comm_settings
+from .models import SendRateSlot
+
+#: Spacing margin: slots are (1 + GUARD) / rate apart.
+GUARD = 0.1
+
+#: One statement takes the next slot and returns it (Unix time on the database's clock).
+_RESERVE_SQL = {
+    "postgresql": (
+        "UPDATE {table} SET next_at = GREATEST(next_at, "
+        "EXTRACT(EPOCH FROM clock_timestamp())::float8) + %s WHERE provider = %s "
+        "RETURNING next_at - %s"
+    ),
+    "sqlite": (
+        "UPDATE {table} SET next_at = MAX(next_at, (julianday('now') - 2440587.5) * 86400.0) "
+        "+ %s WHERE provider = %s RETURNING next_at - %s"
+    ),
+}
+#: The database's time after the reservation committed: the wait is measured from it, so the
+#: commit (a WAL flush, SQLite waiting for readers) does not make the send late. SQLite's clock
+#: is this machine's, read without a query.
+_NOW_SQL = {"postgresql": "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"}
+
+
+def pacer(provider_name: str) -> Callable[[], None] | None:
+    """A function that waits for the provider's next send slot, or None if it has no limit."""
+    limits = comm_settings.rate_limits
+    rate = limits.get(provider_name) if limits else None
+    if not rate:
+        return None
+    return partial(wait_for_slot, provider_name, (1 + GUARD) / float(rate))
+
+
+def wait_for_slot(provider_name: str, interval: float) -> None:
+    wait = reserve(provider_name, interval)
+    if wait > 0:
+        time.sleep(wait)
+
+
+def reserve(provider_name: str, interval: float) -> float:
+    """Take the provider's next slot; return the seconds until it."""
+    using = router.db_for_write(SendRateSlot)
+    connection = connections[using]
+    sql = _RESERVE_SQL.get(connection.vendor)
+    if sql is None:
+        return reserve_locked(using, provider_name, interval)
+    sql = sql.format(table=connection.ops.quote_name(SendRateSlot._meta.db_table))
+    params = [interval, provider_name, interval]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:  # the provider's first limited send ever
+            SendRateSlot.objects.using(using).bulk_create(
+                [SendRateSlot(provider=provider_name)], ignore_conflicts=True
+            )
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        now_sql = _NOW_SQL.get(connection.vendor)
+        if now_sql is None:
+            now = time.time()
+        else:
+            cursor.execute(now_sql)
+            now = cursor.fetchone()[0]
+    return float(row[0]) - float(now)
+
+
+def reserve_locked(using: str, provider_name: str, interval: float) -> float:
+    """Other databases: the same with a row lock; the clock is this machine's."""
+    with transaction.atomic(using=using):
+        SendRateSlot.objects.using(using).get_or_create(provider=provider_name)
+        slot = SendRateSlot.objects.using(using).select_for_update().get(provider=provider_name)
+        start = max(slot.next_at, time.time())
+        slot.next_at = start + interval
+        slot.save(update_fields=["next_at"])
+    return start - time.time()
