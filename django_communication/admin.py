@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape, format_html, format_html_join
@@ -98,30 +99,37 @@ def render_preview(row: MessageTemplate) -> list[tuple[str, str, str | None, str
     return results
 
 
-def object_link(admin_site: admin.AdminSite, content_type, object_id: str):
-    """A link to a generic relation's target in the admin, or the best text we can give."""
-    if content_type is None:
+def admin_change_url(admin_site: admin.AdminSite, model, pk) -> str | None:
+    """The change page of ``pk`` in ``admin_site``, or None when the model is not registered."""
+    if model is None or not admin_site.is_registered(model):
+        return None
+    opts = model._meta
+    try:
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change",
+            args=[pk],
+            current_app=admin_site.name,
+        )
+    except NoReverseMatch:
+        return None
+
+
+def object_link(admin_site: admin.AdminSite, content_type_id: int | None, object_id: str):
+    """A generic reference as "type #id: object", linked to the object's admin page if any."""
+    if not content_type_id:
         return "-"
+    content_type = ContentType.objects.get_for_id(content_type_id)  # cached: no query
     model = content_type.model_class()
     if model is None:
         return f"{content_type.app_label}.{content_type.model} #{object_id} (model not installed)"
+    name = model._meta.verbose_name
     try:
-        obj = content_type.get_object_for_this_type(pk=object_id)
+        obj = model._base_manager.get(pk=object_id)
     except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
-        return f"{model._meta.verbose_name} #{object_id} (deleted)"
-    label = f"{model._meta.verbose_name}: {obj}"
-    if admin_site.is_registered(model):
-        opts = model._meta
-        try:
-            url = reverse(
-                f"admin:{opts.app_label}_{opts.model_name}_change",
-                args=[obj.pk],
-                current_app=admin_site.name,
-            )
-        except NoReverseMatch:
-            return label
-        return format_html('<a href="{}">{}</a>', url, label)
-    return label
+        return f"{name} #{object_id} (deleted)"
+    label = f"{name} #{object_id}: {obj}"
+    url = admin_change_url(admin_site, model, obj.pk)
+    return format_html('<a href="{}">{}</a>', url, label) if url else label
 
 
 # --------------------------------------------------------------------------- MessageTemplate
@@ -290,11 +298,11 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("recipient"))
     def recipient_link(self, obj: Message):
-        return object_link(self.admin_site, obj.recipient_content_type, obj.recipient_object_id)
+        return object_link(self.admin_site, obj.recipient_content_type_id, obj.recipient_object_id)
 
     @admin.display(description=_("related object"))
     def related_link(self, obj: Message):
-        return object_link(self.admin_site, obj.related_content_type, obj.related_object_id)
+        return object_link(self.admin_site, obj.related_content_type_id, obj.related_object_id)
 
     @admin.display(description=_("HTML as rendered"))
     def html_preview(self, obj: Message):

@@ -12,15 +12,14 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from django_communication.admin import admin_change_url, object_link
 
 from .health import OutboxHealth, format_seconds, outbox_health
 from .models import OutboxEvent, OutboxStatus
@@ -29,39 +28,6 @@ from .operations import discard, retry_now
 # pre-wrap: long JSON strings and tracebacks wrap instead of widening the page on a phone.
 PRE_STYLE = "white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: 0;"
 ERROR_PREVIEW_CHARS = 80
-
-
-def admin_change_url(admin_site: admin.AdminSite, model, pk) -> str | None:
-    """The change page of ``pk`` in ``admin_site``, or None when the model is not registered."""
-    if model is None or not admin_site.is_registered(model):
-        return None
-    opts = model._meta
-    try:
-        return reverse(
-            f"admin:{opts.app_label}_{opts.model_name}_change",
-            args=[pk],
-            current_app=admin_site.name,
-        )
-    except NoReverseMatch:
-        return None
-
-
-def reference_link(admin_site: admin.AdminSite, content_type_id: int | None, object_id: str):
-    """A generic reference as "type #id: object", linked to the object's admin page if any."""
-    if not content_type_id:
-        return "-"
-    content_type = ContentType.objects.get_for_id(content_type_id)  # cached: no query
-    model = content_type.model_class()
-    if model is None:
-        return f"{content_type.app_label}.{content_type.model} #{object_id} (model not installed)"
-    name = model._meta.verbose_name
-    try:
-        obj = model._base_manager.get(pk=object_id)
-    except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
-        return f"{name} #{object_id} (deleted)"
-    label = f"{name} #{object_id}: {obj}"
-    url = admin_change_url(admin_site, model, obj.pk)
-    return format_html('<a href="{}">{}</a>', url, label) if url else label
 
 
 def skipped_text(count: int) -> str:
@@ -227,11 +193,11 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("recipient"))
     def recipient_link(self, obj: OutboxEvent):
-        return reference_link(self.admin_site, obj.to_content_type_id, obj.to_object_id)
+        return object_link(self.admin_site, obj.to_content_type_id, obj.to_object_id)
 
     @admin.display(description=_("related object"))
     def related_link(self, obj: OutboxEvent):
-        return reference_link(self.admin_site, obj.related_content_type_id, obj.related_object_id)
+        return object_link(self.admin_site, obj.related_content_type_id, obj.related_object_id)
 
     @admin.display(description=_("messages produced"))
     def produced_messages(self, obj: OutboxEvent):

@@ -203,9 +203,9 @@ def test_message_links_to_recipient_and_related_object(admin_client, admin_user,
     )
     content = admin_client.get(message_url(message)).content.decode()
     user_url = reverse("admin:auth_user_change", args=[admin_user.pk])
-    assert f'<a href="{user_url}">user: {admin_user}</a>' in content
+    assert f'<a href="{user_url}">user #{admin_user.pk}: {admin_user}</a>' in content
     # The test app's Booking has no admin: its name, without a link.
-    assert f"booking: {booking}" in content
+    assert f"booking #{booking.pk}: {booking}" in content
 
     booking.delete()
     content = admin_client.get(message_url(message)).content.decode()
