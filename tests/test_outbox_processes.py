@@ -459,7 +459,8 @@ def test_qcluster_dispatches_what_commits_wake_up(processes, cluster, customer):
     calls = processes.calls()
     assert set(calls) == expected_keys(events) and set(calls.values()) == {1}
     tasks = Task.objects.filter(func="outbox.tasks.drain")
-    assert tasks.exists() and all(task.success for task in tasks)
+    wait_for(tasks.exists, 15, "the drain tasks' saved results", 0.2)  # saved after they ran
+    assert all(task.success for task in tasks)
     # Coalesced: at most one task per committed transaction, usually fewer.
     assert tasks.count() <= 5
 
