@@ -128,6 +128,30 @@ def test_idempotency_key_holds_across_transactions(customer, outbox_rules):
     assert OutboxEvent.objects.count() == 2
 
 
+def race_on_key(key, customer, producer):
+    """Emit ``key`` in an open transaction while ``producer(result)`` runs in another thread
+    and blocks on the unique index; commit, and return (our event, the producer's result)."""
+    result: dict = {}
+
+    def run():
+        try:
+            producer(result)
+        except Exception as exc:  # pragma: no cover - reported below
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        first = emit("booking.confirmed", to=customer, idempotency_key=key)
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)  # the other INSERT now waits on the unique index
+        assert thread.is_alive()
+    thread.join(10)
+    assert "error" not in result, result.get("error")
+    return first, result
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_idempotency_key_yields_one_event_and_a_usable_transaction(
@@ -137,25 +161,13 @@ def test_concurrent_idempotency_key_yields_one_event_and_a_usable_transaction(
     event, and its own transaction goes on (the failed INSERT was inside a savepoint)."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL's row locks to make the two inserts meet")
-    result: dict = {}
 
-    def second_producer():
-        try:
-            with transaction.atomic():
-                result["event"] = emit("booking.confirmed", to=customer, idempotency_key="race")
-                result["other"] = emit("booking.confirmed", to=customer)
-        except Exception as exc:  # pragma: no cover - reported below
-            result["error"] = exc
-        finally:
-            connections.close_all()
+    def second_producer(result):
+        with transaction.atomic():
+            result["event"] = emit("booking.confirmed", to=customer, idempotency_key="race")
+            result["other"] = emit("booking.confirmed", to=customer)
 
-    with transaction.atomic():
-        first = emit("booking.confirmed", to=customer, idempotency_key="race")
-        thread = threading.Thread(target=second_producer)
-        thread.start()
-        time.sleep(0.5)  # the second INSERT now waits on the unique index
-        assert thread.is_alive()
-    thread.join(10)
+    first, result = race_on_key("race", customer, second_producer)
     assert "error" not in result, result.get("error")
     assert result["event"].pk == first.pk
     assert OutboxEvent.objects.filter(idempotency_key="race").count() == 1
@@ -353,31 +365,18 @@ def test_emit_many_skips_taken_keys_and_returns_what_it_wrote(db, customer, outb
 def test_emit_many_racing_a_producer_on_a_key_skips_only_that_key(customer, outbox_rules):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL's row locks to make the two inserts meet")
-    result: dict = {}
 
-    def bulk_producer():
-        try:
-            with transaction.atomic():
-                result["written"] = emit_many(
-                    [
-                        {"event_type": "booking.confirmed", "idempotency_key": "race"},
-                        {"event_type": "booking.confirmed", "idempotency_key": "free"},
-                        {"event_type": "booking.confirmed", "context": {"n": 1}},
-                    ]
-                )
-        except Exception as exc:  # pragma: no cover - reported below
-            result["error"] = exc
-        finally:
-            connections.close_all()
+    def bulk_producer(result):
+        with transaction.atomic():
+            result["written"] = emit_many(
+                [
+                    {"event_type": "booking.confirmed", "idempotency_key": "race"},
+                    {"event_type": "booking.confirmed", "idempotency_key": "free"},
+                    {"event_type": "booking.confirmed", "context": {"n": 1}},
+                ]
+            )
 
-    with transaction.atomic():
-        first = emit("booking.confirmed", to=customer, idempotency_key="race")
-        thread = threading.Thread(target=bulk_producer)
-        thread.start()
-        time.sleep(0.5)  # the bulk INSERT now waits on the unique index
-        assert thread.is_alive()
-    thread.join(10)
-    assert "error" not in result, result.get("error")
+    first, result = race_on_key("race", customer, bulk_producer)
     assert OutboxEvent.objects.count() == 3
     assert OutboxEvent.objects.get(idempotency_key="race").pk == first.pk
     written = result["written"]
