@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from .cache import get_settings
@@ -24,6 +24,7 @@ from .exceptions import (
 from .fallback import deliver_with_fallback
 from .models import Channel, Message, MessageStatus
 from .optout import unsubscribe_url
+from .outcomes import OutcomeWriter
 from .providers.base import BaseProvider
 from .providers.registry import provider_for_channel
 from .ratelimit import pacer
@@ -324,24 +325,41 @@ def deliver(
     """Hand saved messages to the provider, recording each outcome as soon as it is known, so a
     crash can leave at most the message in flight unrecorded.
 
-    With a rate limit for the provider (RATE_LIMITS), each message first waits for its send
-    slot. With ``fall_through`` (a fallback provider follows), retryable failures are returned
-    unrecorded, marked ``fell_through``; ``failed_before`` holds, per message, what failed on
-    earlier providers, for the record.
+    Each outcome is durable before the next provider call; where the write is pipelined
+    (outcomes.py), the provider prepares the next message while it travels. With a rate limit
+    for the provider (RATE_LIMITS), each message first waits for its send slot. With
+    ``fall_through`` (a fallback provider follows), retryable failures are returned unrecorded,
+    marked ``fell_through``; ``failed_before`` holds, per message, what failed on earlier
+    providers, for the record.
     """
     outcomes: list[Message | ProviderError] = []
     pace = pacer(provider.name)
-    with provider.session():
+    with provider.session(), OutcomeWriter(pipeline=len(messages) > 1) as writer:
         for position, message in enumerate(messages):
             if pace is not None:
+                writer.settle()
                 pace()
+            prepare(provider, message)
+            writer.settle()
             before = failed_before[position] if failed_before else ""
-            outcomes.append(deliver_one(message, provider, before, fall_through))
+            outcomes.append(deliver_one(message, provider, before, fall_through, writer))
     return outcomes
 
 
+def prepare(provider: BaseProvider, message: Message) -> None:
+    """provider.prepare(); what it raises, send() meets again and reports for the message."""
+    try:
+        provider.prepare(message)
+    except Exception:
+        return
+
+
 def deliver_one(
-    message: Message, provider: BaseProvider, failed_before: str = "", fall_through: bool = False
+    message: Message,
+    provider: BaseProvider,
+    failed_before: str = "",
+    fall_through: bool = False,
+    writer: OutcomeWriter | None = None,
 ) -> Message | ProviderError:
     try:
         provider_message_id = provider.send(message)
@@ -358,6 +376,7 @@ def deliver_one(
         record(
             message,
             provider,
+            writer,
             status=MessageStatus.FAILED,
             error=f"{failed_before}; {error}" if failed_before else description,
         )
@@ -365,44 +384,27 @@ def deliver_one(
     record(
         message,
         provider,
+        writer,
         status=MessageStatus.SENT,
         provider_message_id=str(provider_message_id or ""),
         sent_at=timezone.now(),
         error=f"{failed_before}; sent by {provider.name}" if failed_before else "",
     )
+    if message_sent.receivers and writer is not None:
+        writer.settle()  # receivers may query the connection
     fire(message_sent, message=message)
     return message
 
 
-def record(message: Message, provider: BaseProvider, **fields: Any) -> None:
+def record(
+    message: Message, provider: BaseProvider, writer: OutcomeWriter | None = None, **fields: Any
+) -> None:
     fields["provider"] = provider.name
     fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(message, name, value)
-    update_row(message, fields)
-
-
-_update_sql: dict[tuple[str, tuple[str, ...]], str] = {}
-
-
-def update_row(message: Message, fields: dict[str, Any]) -> None:
-    """UPDATE one message by primary key, with the SQL built once per set of columns: on the
-    relay's hot path (one durable write per message) the ORM's query compilation cost more
-    than the statement itself."""
-    using = router.db_for_write(Message)
-    connection = connections[using]
-    meta = Message._meta
-    key = (using, tuple(fields))
-    sql = _update_sql.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in fields)
-        sql = _update_sql[key] = (
-            f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"
-        )
-    params = [
-        meta.get_field(name).get_db_prep_save(value, connection) for name, value in fields.items()
-    ]
-    params.append(meta.pk.get_db_prep_value(message.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    if writer is None:
+        with OutcomeWriter() as writer:
+            writer.write(message, fields)
+    else:
+        writer.write(message, fields)

@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -102,26 +103,48 @@ def drain(
 
 @contextmanager
 def relaxed_commits() -> Iterator[None]:
-    """On PostgreSQL, with OUTBOX["ASYNC_COMMIT"], the relay's commits do not wait for the WAL
-    flush. A relay that dies loses nothing it committed; only a crash of the database server
-    can forget the last fraction of a second of outcomes, whose messages are then sent again."""
-    aliases = {router.db_for_write(OutboxEvent), router.db_for_write(Message)}
-    relaxed = [
-        connections[alias]
-        for alias in aliases
-        if outbox_settings.async_commit
-        and connections[alias].vendor == "postgresql"
-        and not connections[alias].in_atomic_block
-    ]
-    for connection in relaxed:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
+    """With OUTBOX["ASYNC_COMMIT"], the relay's own commits do not wait for the disk:
+    PostgreSQL's ``synchronous_commit = off``, SQLite's ``synchronous = NORMAL`` (WAL mode
+    only). A relay that dies loses nothing it committed; only a crash of the database server
+    (or of the machine, for SQLite) can forget the last moments of outcomes, whose messages
+    are then sent again. The connection's own setting is restored afterwards."""
+    restores: list[tuple[BaseDatabaseWrapper, str]] = []
+    if outbox_settings.async_commit:
+        for alias in {router.db_for_write(OutboxEvent), router.db_for_write(Message)}:
+            connection = connections[alias]
+            relax = RELAXERS.get(connection.vendor)
+            if relax is None or connection.in_atomic_block:
+                continue
+            with connection.cursor() as cursor:
+                restore = relax(cursor)
+            if restore:
+                restores.append((connection, restore))
     try:
         yield
     finally:
-        for connection in relaxed:
+        for connection, restore in restores:
             with suppress(DatabaseError), connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
+                cursor.execute(restore)
+
+
+def relax_postgresql(cursor) -> str:
+    cursor.execute("SET synchronous_commit TO OFF")
+    return "RESET synchronous_commit"
+
+
+def relax_sqlite(cursor) -> str | None:
+    cursor.execute("PRAGMA journal_mode")
+    journal_mode = str(cursor.fetchone()[0]).lower()
+    cursor.execute("PRAGMA synchronous")
+    level = int(cursor.fetchone()[0])
+    if journal_mode != "wal" or level <= SQLITE_NORMAL:
+        return None
+    cursor.execute(f"PRAGMA synchronous = {SQLITE_NORMAL}")
+    return f"PRAGMA synchronous = {level}"
+
+
+SQLITE_NORMAL = 1
+RELAXERS = {"postgresql": relax_postgresql, "sqlite": relax_sqlite}
 
 
 def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:

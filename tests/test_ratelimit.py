@@ -63,7 +63,8 @@ def test_send_many_waits_for_slots_and_fails_nothing(comm_config, settings):
     assert elapsed >= 5 * (1 + GUARD) / 10 - 0.01
     sent = sorted(m.sent_at.timestamp() for m in results)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert min(gaps) >= (1 + GUARD) / 10 - 0.01
+    # The limit itself (slots are GUARD wider), less scheduling noise on a loaded machine.
+    assert min(gaps) >= 1 / 10 - 0.02
     # Another provider is not limited by this one's slots.
     settings.COMMUNICATION = {"RATE_LIMITS": {"memory": 10, "console": 1}}
     assert pacer("console") is not None and pacer("django") is None

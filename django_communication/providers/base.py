@@ -12,6 +12,9 @@ built once (in ``__init__`` or lazily) and reused.
             response = my_client.post(to=message.to_address, text=message.body_text)
             return response["id"]
 
+A provider may also define ``prepare(message)``: the side-effect-free part of sending (building
+the request), which the relay runs while the previous outcome is being written.
+
 Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email.
 """
 
@@ -35,6 +38,11 @@ class BaseProvider:
 
     def send(self, message: Message) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement send(message).")
+
+    def prepare(self, message: Message) -> None:
+        """Optional: work for ``message`` that has no side effect (building its request), done
+        while the previous message's outcome is being written; send(message) follows in the
+        same thread. What it raises is ignored: send() meets it again and reports it."""
 
     def session(self) -> AbstractContextManager[object]:
         """Held around each batch of sends: open a connection once for many messages here."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import smtplib
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,27 @@ from .base import EmailProvider
 
 if TYPE_CHECKING:
     from ..models import Message
+
+
+class PreparedEmail(EmailMultiAlternatives):
+    """An email that builds its MIME form once: prepare() builds it, and the backend's own
+    message() call (SMTP, locmem) reuses it. Copies share it rather than copy it."""
+
+    _mime = None
+
+    def message(self, *args, **kwargs):
+        if args or kwargs:
+            return super().message(*args, **kwargs)
+        if self._mime is None:
+            self._mime = super().message()
+        return self._mime
+
+    def __deepcopy__(self, memo: dict) -> PreparedEmail:
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = value if name == "_mime" else copy.deepcopy(value, memo)
+        return clone
 
 
 class DjangoMailProvider(EmailProvider):
@@ -42,12 +64,17 @@ class DjangoMailProvider(EmailProvider):
                 with suppress(smtplib.SMTPException, OSError):
                     connection.close()
 
-    def send(self, message: Message) -> str:
+    def prepare(self, message: Message) -> None:
+        email = self.build(message)
+        email.message()
+        self._local.prepared = (message, email)
+
+    def build(self, message: Message) -> PreparedEmail:
         message_id = make_msgid(domain=message.from_address.rpartition("@")[2].strip(">") or None)
         headers = {**message.extra_headers, "Message-ID": message_id}
         if self.config.email_reply_to:
             headers["Reply-To"] = self.config.email_reply_to
-        email = EmailMultiAlternatives(
+        email = PreparedEmail(
             subject=message.subject,
             body=message.body_text,
             from_email=message.from_address,
@@ -57,6 +84,12 @@ class DjangoMailProvider(EmailProvider):
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
+        return email
+
+    def send(self, message: Message) -> str:
+        prepared = getattr(self._local, "prepared", None)
+        self._local.prepared = None
+        email = prepared[1] if prepared and prepared[0] is message else self.build(message)
         try:
             email.send()
         except smtplib.SMTPRecipientsRefused as exc:
@@ -76,4 +109,4 @@ class DjangoMailProvider(EmailProvider):
             raise ProviderError(
                 f"{type(exc).__name__}: {exc}", retryable=True, provider=self.name
             ) from exc
-        return message_id
+        return email.extra_headers["Message-ID"]

@@ -1,0 +1,128 @@
+"""Writing each message's outcome: one UPDATE by primary key, its SQL built once per column set.
+
+deliver() writes an outcome the moment the provider answers, so a crash leaves at most the
+message in flight unrecorded. For a batch on PostgreSQL through psycopg 3 (autocommit, outside
+any transaction) the write is pipelined: ``write()`` sends the UPDATE and returns at once, and
+``settle()`` waits for its commit. deliver() settles before the next provider call — the window
+stays one message wide — and prepares the next message during the round trip.
+
+Pipelined writes bypass Django's cursor, so ``connection.execute_wrapper()`` and
+``connection.queries`` do not see them; ``OutcomeWriter.pipelined`` counts them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from django.db import DatabaseError, connections, router
+
+from .models import Message
+
+TEXT_TYPES = (str, int, uuid.UUID)
+
+
+class OutcomeWriter:
+    #: UPDATEs sent pipelined by this process (they never pass through an execute wrapper).
+    pipelined: ClassVar[int] = 0
+
+    _sql: ClassVar[dict[tuple[str, tuple[str, ...]], str]] = {}
+
+    def __init__(self, pipeline: bool = False) -> None:
+        self.using = router.db_for_write(Message)
+        self.connection = connections[self.using]
+        self.pgconn = pipelined_pgconn(self.connection) if pipeline else None
+        self.in_flight = False
+
+    def __enter__(self) -> OutcomeWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.settle()
+
+    def write(self, message: Message, fields: dict[str, Any]) -> None:
+        """UPDATE ``fields`` of ``message``; pipelined, it is durable after the next settle()."""
+        meta, connection = Message._meta, self.connection
+        params = [
+            meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in fields.items()
+        ]
+        params.append(meta.pk.get_db_prep_value(message.pk, connection))
+        if self.pgconn is not None:
+            values = [as_text(value) for value in params]
+            if all(value is not False for value in values):
+                self.settle()
+                sql = self.sql(tuple(fields), "${}")
+                self.pgconn.send_query_params(sql.encode(), values)
+                self.in_flight = True
+                OutcomeWriter.pipelined += 1
+                return
+        self.settle()
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql(tuple(fields), "%s"), params)
+
+    def settle(self) -> None:
+        """Wait until the pipelined write, if any, is committed; raise DatabaseError if not."""
+        if not self.in_flight:
+            return
+        self.in_flight = False
+        assert self.pgconn is not None
+        from psycopg import pq
+
+        errors = []
+        while (result := self.pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                errors.append((result.error_message or b"").decode(errors="replace").strip())
+        if errors or self.pgconn.status != pq.ConnStatus.OK:
+            self.connection.errors_occurred = True
+            raise DatabaseError(f"recording a message outcome failed: {'; '.join(errors)}")
+
+    def sql(self, columns: tuple[str, ...], placeholder: str) -> str:
+        key = (f"{self.using}:{placeholder}", columns)
+        sql = self._sql.get(key)
+        if sql is None:
+            meta = Message._meta
+            quote = self.connection.ops.quote_name
+            numbered = [placeholder.format(i) for i in range(1, len(columns) + 2)]
+            assignments = ", ".join(
+                f"{quote(meta.get_field(name).column)} = {mark}"
+                for name, mark in zip(columns, numbered, strict=False)
+            )
+            sql = self._sql[key] = (
+                f"UPDATE {quote(meta.db_table)} SET {assignments} "
+                f"WHERE {quote(meta.pk.column)} = {numbered[-1]}"
+            )
+        return sql
+
+
+def pipelined_pgconn(connection) -> Any:
+    """The libpq connection under ``connection`` when outcomes can be pipelined on it: psycopg
+    3, connected, in autocommit and idle (no transaction, no result waiting). Otherwise None."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return None
+    try:
+        from psycopg import pq
+    except ImportError:  # psycopg2: plain writes
+        return None
+    connection.ensure_connection()
+    raw = connection.connection
+    pgconn = getattr(raw, "pgconn", None)
+    if (
+        pgconn is None
+        or not raw.autocommit
+        or pgconn.transaction_status != pq.TransactionStatus.IDLE
+    ):
+        return None
+    return pgconn
+
+
+def as_text(value: Any) -> bytes | bool | None:
+    """A parameter in PostgreSQL's text format; False for a type this module does not convert."""
+    if value is None:
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat().encode()
+    if isinstance(value, TEXT_TYPES) and not isinstance(value, bool):
+        return str(value).encode()
+    return False
