@@ -21,7 +21,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from django_communication.exceptions import CommunicationError
@@ -163,23 +164,43 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
         "attempts": F("attempts") + 1,
     }
     candidates = due.filter(next_in_order()).order_by("available_at")
-    if not features.has_select_for_update_skip_locked and features.allow_sliced_subqueries_with_in:
-        # No row locks (SQLite): one UPDATE whose subquery picks the rows. A transaction that
-        # reads and then writes cannot wait for another writer (SQLite answers "database is
-        # locked" at once); a statement that writes waits for the lock, then sees current rows.
-        if not due.filter(pk__in=candidates.values("pk")[:batch_size]).update(**claim_fields):
-            return token, []
-    else:
+    if features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True)
+    if features.can_return_columns_from_insert and features.allow_sliced_subqueries_with_in:
+        # PostgreSQL, SQLite 3.35+: one UPDATE picks the rows and returns them. PostgreSQL's
+        # subquery locks them, skipping rows another relay holds, and rechecks that they are
+        # still due. SQLite has no row locks: the UPDATE checks "still due" again itself; a
+        # statement that writes waits for the write lock, then sees current rows (a
+        # transaction that read first could not wait).
+        scope = (
+            OutboxEvent.objects.using(using) if features.has_select_for_update_skip_locked else due
+        )
         with transaction.atomic(using=using):
-            if features.has_select_for_update_skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True)
-            ids = list(candidates.values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                return token, []
-            # "Still due" again: without row locks, a relay that claimed them meanwhile wins.
-            due.filter(pk__in=ids).update(**claim_fields)
-    events = list(OutboxEvent.objects.using(using).filter(claim_token=token).order_by("created_at"))
-    return token, events
+            events = update_returning(
+                scope.filter(pk__in=candidates.values("pk")[:batch_size]), claim_fields
+            )
+        return token, sorted(events, key=lambda event: (event.created_at, str(event.pk)))
+    with transaction.atomic(using=using):
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return token, []
+        # "Still due" again: without row locks, a relay that claimed them meanwhile wins.
+        due.filter(pk__in=ids).update(**claim_fields)
+    events = OutboxEvent.objects.using(using).filter(pk__in=ids, claim_token=token)
+    return token, list(events.order_by("created_at"))
+
+
+def update_returning(queryset: QuerySet, values: dict[str, object]) -> list[OutboxEvent]:
+    """queryset.update(**values), returning the updated rows as model instances."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    if not sql:
+        return []
+    connection = connections[queryset.db]
+    meta = OutboxEvent._meta
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in meta.concrete_fields)
+    return list(OutboxEvent.objects.using(queryset.db).raw(f"{sql} RETURNING {columns}", params))
 
 
 def next_in_order() -> Q:

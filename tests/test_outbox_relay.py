@@ -360,6 +360,25 @@ def test_claim_leases_for_lease_seconds(comm_config, templates, customer, outbox
     assert row.status == OutboxStatus.PENDING
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "select-then-update"])
+def test_claim_takes_the_oldest_due_events_once(
+    comm_config, templates, customer, outbox, monkeypatch, returning
+):
+    """Both claim paths: UPDATE … RETURNING, and (MySQL, SQLite before 3.35) SELECT then UPDATE."""
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", returning)
+    events = [emit("booking.confirmed", to=customer, context={"ref": f"BK{n}"}) for n in range(5)]
+    later = emit("booking.confirmed", to=customer, available_at=timezone.now() + timedelta(hours=1))
+    first_token, first = claim(3)
+    second_token, second = claim(10)
+    assert [e.pk for e in first] == [e.pk for e in events[:3]]
+    assert [e.pk for e in second] == [e.pk for e in events[3:]]
+    assert all(e.claim_token == first_token and e.attempts == 1 for e in first)
+    assert all(reload(e).claim_token == second_token for e in events[3:])
+    assert first[0].context == {"ref": "BK0"} and first[0].to_object_id == str(customer.pk)
+    assert claim(10)[1] == []
+    assert reload(later).claim_token is None
+
+
 def test_cancelled_events_are_not_sent(comm_config, templates, customer, outbox):
     event = emit("booking.confirmed", to=customer, context={"ref": "BK1"})
     OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxStatus.CANCELLED)
