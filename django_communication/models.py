@@ -134,10 +134,10 @@ class Message(TimestampedModel):
         MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     provider = models.CharField(max_length=100, blank=True)
-    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
 
     recipient_content_type = models.ForeignKey(
         ContentType,
@@ -146,6 +146,7 @@ class Message(TimestampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,  # the composite index below serves the lookups; one index less to write
+        db_constraint=False,  # a generic reference: no lock on django_content_type per write
     )
     recipient_object_id = models.CharField(max_length=64, blank=True)
     recipient = GenericForeignKey("recipient_content_type", "recipient_object_id")
@@ -157,6 +158,7 @@ class Message(TimestampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,  # the composite index below serves the lookups; one index less to write
+        db_constraint=False,  # a generic reference: no lock on django_content_type per write
     )
     related_object_id = models.CharField(max_length=64, blank=True)
     related_object = GenericForeignKey("related_content_type", "related_object_id")
@@ -173,6 +175,14 @@ class Message(TimestampedModel):
                 name="comm_message_recipient_idx",
             ),
             models.Index(fields=["status", "-created_at"], name="comm_message_status_idx"),
+            # Plain B-trees: db_index/unique on a CharField would add a second, LIKE-only index
+            # on PostgreSQL, one more to write per message and per outcome.
+            models.Index(fields=["provider_message_id"], name="comm_message_provider_id_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="comm_message_unique_idempotency_key"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -52,6 +52,7 @@ class OutboxEvent(TimestampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,  # a generic reference: no lock on django_content_type per write
     )
     to_object_id = models.CharField(max_length=64, blank=True)
     related_content_type = models.ForeignKey(
@@ -61,6 +62,7 @@ class OutboxEvent(TimestampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,  # a generic reference: no lock on django_content_type per write
     )
     related_object_id = models.CharField(max_length=64, blank=True)
 
