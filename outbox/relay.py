@@ -25,8 +25,10 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
+from django_communication.conf import comm_settings
 from django_communication.exceptions import CommunicationError
 from django_communication.models import Message
+from django_communication.ratelimit import GUARD
 from django_communication.sending import SendRequest, send_many
 
 from .conf import Rule, outbox_settings
@@ -86,7 +88,7 @@ def drain(
 ) -> DrainSummary:
     """Dispatch due events batch by batch until none is due (or ``limit`` were processed)."""
     summary = DrainSummary()
-    batch_size = batch_size or outbox_settings.batch_size
+    batch_size = lease_safe_batch_size(batch_size or outbox_settings.batch_size)
     with relaxed_commits():
         while limit is None or summary.processed < limit:
             size = batch_size if limit is None else min(batch_size, limit - summary.processed)
@@ -100,6 +102,17 @@ def drain(
             if progress:
                 progress(summary)
     return summary
+
+
+def lease_safe_batch_size(requested: int) -> int:
+    """``requested``, or fewer events when the slowest send-rate limit (RATE_LIMITS) could not
+    send a whole batch within half of LEASE_SECONDS: a lease must outlast its batch."""
+    limits = comm_settings.rate_limits
+    if not limits:
+        return requested
+    slowest = min(float(rate) for rate in limits.values())
+    fits = int(outbox_settings.lease_seconds / 2 * slowest / (1 + GUARD))
+    return max(1, min(requested, fits))
 
 
 @contextmanager

@@ -465,6 +465,29 @@ def test_drain_command_reports_and_honours_limit_and_batch_size(
     assert out.getvalue() == "Outbox drained: dispatched 0, retried 0, dead 0.\n"
 
 
+def test_a_rate_limit_cuts_the_batch_to_what_half_the_lease_can_send(
+    comm_config, templates, customer, outbox, settings, monkeypatch
+):
+    from outbox import relay
+
+    sizes = []
+    real_claim = relay.claim
+    monkeypatch.setattr(relay, "claim", lambda size: sizes.append(size) or real_claim(size))
+    outbox["LEASE_SECONDS"] = 2.2
+    settings.COMMUNICATION = {"RATE_LIMITS": {"memory": 10, "console": 5}}
+    # Half the lease (1.1 s) at the slowest limit, 5/s with slots 1.1/5 s apart: 5 events.
+    assert relay.lease_safe_batch_size(500) == 5
+    assert relay.lease_safe_batch_size(3) == 3
+    for n in range(7):
+        emit("booking.confirmed", to=customer, context={"ref": f"R{n}"})
+    assert drain().dispatched == 7
+    assert sizes[:2] == [5, 5]
+    outbox["LEASE_SECONDS"] = 0.01  # never below one event
+    assert relay.lease_safe_batch_size(500) == 1
+    settings.COMMUNICATION = {}
+    assert relay.lease_safe_batch_size(500) == 500
+
+
 @pytest.mark.parametrize(
     "arguments, error",
     [
