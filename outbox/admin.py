@@ -51,14 +51,17 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "last_error_preview",
     )
     list_filter = ("status", ("event_type", admin.AllValuesFieldListFilter), "created_at")
-    search_fields = ("event_type", "idempotency_key", "related_object_id")
+    search_fields = ("event_type", "idempotency_key", "ordering_key", "related_object_id")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     # No foreign key is shown in the list; recipients and related objects only on the detail page.
     list_select_related = False
     actions = ("retry_events", "discard_events")
     fieldsets = (
-        (None, {"fields": ("event_type", "status", "channel", "idempotency_key")}),
+        (
+            None,
+            {"fields": ("event_type", "status", "channel", "idempotency_key", "ordering_key")},
+        ),
         (
             _("Delivery"),
             {
@@ -81,6 +84,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "status",
         "channel",
         "idempotency_key",
+        "ordering_key",
         "attempts",
         "available_at",
         "dispatched_at",

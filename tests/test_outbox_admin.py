@@ -187,11 +187,14 @@ def test_created_at_filter_and_date_hierarchy(admin_client):
     assert list(response.context["cl"].result_list) == [old]
 
 
-@pytest.mark.parametrize("field", ["event_type", "idempotency_key", "related_object_id"])
+@pytest.mark.parametrize(
+    "field", ["event_type", "idempotency_key", "ordering_key", "related_object_id"]
+)
 def test_search(admin_client, field):
     values = {
         "event_type": ("invoice.paid", "booking.confirmed"),
         "idempotency_key": ("order-4711-paid", "order-12-paid"),
+        "ordering_key": ("customer-4711", "customer-12"),
         "related_object_id": (str(uuid.uuid4()), str(uuid.uuid4())),
     }[field]
     wanted = make_event(**{field: values[0]})
@@ -210,6 +213,8 @@ def test_detail_shows_pretty_context_references_and_message_links(admin_client, 
         context={"ref": "BK1", "lines": [{"sku": "A<1>", "qty": 2}]},
         channel="email",
         idempotency_key="booking-BK1-confirmed",
+        ordering_key="customer-4711",
+        ordering_seq=1,
         to_content_type=ContentType.objects.get_for_model(customer),
         to_object_id=str(customer.pk),
         related_content_type=ContentType.objects.get_for_model(MessageTemplate),
@@ -241,6 +246,7 @@ def test_detail_shows_pretty_context_references_and_message_links(admin_client, 
     assert "(Sent)" in body and "(Failed)" in body
     assert reverse("admin:django_communication_message_change", args=[other.pk]) not in body
     assert "booking-BK1-confirmed" in body
+    assert "customer-4711" in body  # the ordering key
     # Read-only: no inputs for the fields, no save button.
     assert 'name="event_type"' not in body
     assert 'name="_save"' not in body
