@@ -137,7 +137,8 @@ def test_a_prepared_email_builds_its_mime_once(comm_config, settings, monkeypatc
             for n in range(3)
         ]
     )
-    # prepare() built each one; locmem's message() and the copies in its outbox reuse it.
+    # One build per email: locmem built the first; prepare() built the next ones the same way
+    # (learnt from the first), and locmem's message() and the copies in its outbox reused them.
     assert built == [f"guest{n}@example.com" for n in range(3)]
     assert [m.to for m in mail.outbox] == [[f"guest{n}@example.com"] for n in range(3)]
     for n, (email, message) in enumerate(zip(mail.outbox, results, strict=True)):
@@ -145,6 +146,26 @@ def test_a_prepared_email_builds_its_mime_once(comm_config, settings, monkeypatc
         assert mime["Message-ID"] == message.provider_message_id
         assert mime["Subject"] == f"Hi {n}"
         assert f"<p>Hello {n}</p>" in email.alternatives[0][0]
+
+
+def test_no_mime_is_built_for_a_backend_that_does_not_ask_for_one(
+    comm_config, settings, monkeypatch
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+    comm_config.email_provider = "django"
+    comm_config.email_from_address = "shop@example.com"
+    comm_config.save()
+    built = []
+    original = EmailMultiAlternatives.message
+
+    def counting(self, *args, **kwargs):
+        built.append(self.to[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMultiAlternatives, "message", counting)
+    results = send_many(requests(3))
+    assert [m.status for m in results] == [MessageStatus.SENT] * 3
+    assert built == []  # like anymail, the dummy backend never builds the MIME form
 
 
 def test_send_does_not_use_an_email_prepared_for_another_message(comm_config, settings):

@@ -20,17 +20,18 @@ if TYPE_CHECKING:
 
 
 class PreparedEmail(EmailMultiAlternatives):
-    """An email that builds its MIME form once: prepare() builds it, and the backend's own
-    message() call (SMTP, locmem) reuses it. Copies share it rather than copy it."""
+    """An email that keeps its MIME form: built once by prepare(), reused by the backend's own
+    message() call (SMTP, locmem...) when it asks for the same form. Copies share it."""
 
-    _mime = None
+    _mime: tuple[dict, object] | None = None
+    #: The keyword arguments of the last message() call (None: never called).
+    requested: dict | None = None
 
-    def message(self, *args, **kwargs):
-        if args or kwargs:
-            return super().message(*args, **kwargs)
-        if self._mime is None:
-            self._mime = super().message()
-        return self._mime
+    def message(self, **kwargs):
+        self.requested = kwargs
+        if self._mime is None or self._mime[0] != kwargs:
+            self._mime = (kwargs, super().message(**kwargs))
+        return self._mime[1]
 
     def __deepcopy__(self, memo: dict) -> PreparedEmail:
         clone = self.__class__.__new__(self.__class__)
@@ -46,6 +47,9 @@ class DjangoMailProvider(EmailProvider):
     def __init__(self, config) -> None:
         super().__init__(config)
         self._local = threading.local()
+        # How the backend asked for the last email's MIME form; None: it did not (anymail and
+        # other API backends read the fields), so prepare() does not build one.
+        self._mime_kwargs: dict | None = None
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -66,7 +70,9 @@ class DjangoMailProvider(EmailProvider):
 
     def prepare(self, message: Message) -> None:
         email = self.build(message)
-        email.message()
+        if self._mime_kwargs is not None:
+            email.message(**self._mime_kwargs)
+            email.requested = None  # built here, not asked for by the backend
         self._local.prepared = (message, email)
 
     def build(self, message: Message) -> PreparedEmail:
@@ -92,6 +98,7 @@ class DjangoMailProvider(EmailProvider):
         email = prepared[1] if prepared and prepared[0] is message else self.build(message)
         try:
             email.send()
+            self._mime_kwargs = email.requested
         except smtplib.SMTPRecipientsRefused as exc:
             # {address: (code, reply)}: a 4xx refusal (greylisting, mailbox busy) is temporary.
             codes = [code for code, _ in exc.recipients.values()]
