@@ -4,7 +4,8 @@
 A redelivered notification records nothing new: the row's idempotency key is
 ``inbound:<provider>:<provider message id>``. The sender is linked as ``message.recipient``
 (the other party of the conversation) when ``COMMUNICATION["INBOUND_SENDER_RESOLVER"]`` returns
-a saved model instance for the address.
+a saved model instance for the address. An SMS that is only an opt-out keyword (STOP,
+UNSUBSCRIBE...) opts the sender out of every SMS type one can opt out of; START opts back in.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from .conf import comm_settings
+from .conf import OPT_OUT_TYPES, comm_settings
 from .models import Channel, Direction, EventType, Message, MessageEvent, MessageStatus
+from .optout import opt_in, opt_out
 from .signals import fire, message_received
 from .timestamps import parse_timestamp
 from .tracking import MalformedEvent
@@ -70,7 +72,28 @@ def record_sms(payload: dict[str, Any], notification_id: str, sent: datetime) ->
         sent_at=sent,
         idempotency_key=f"inbound:sns:{message_id}"[:255],
     )
-    return save(message, payload, notification_id, sender)
+    saved = save(message, payload, notification_id, sender)
+    if saved is not None:
+        apply_keyword(sender, saved.body_text)
+    return saved
+
+
+#: Whole-message replies (any case, surrounding spaces ignored) that opt the sender out of, or
+#: back into, every SMS type one can opt out of — the carriers' standard keywords.
+STOP_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT-OUT", "ARRET"}
+)
+START_KEYWORDS = frozenset({"START", "UNSTOP", "SUBSCRIBE", "OPTIN", "OPT-IN"})
+
+
+def apply_keyword(sender: str, body: str) -> None:
+    keyword = body.strip().upper()
+    if keyword in STOP_KEYWORDS:
+        for message_type in sorted(OPT_OUT_TYPES):
+            opt_out(sender, Channel.SMS, message_type, source="sms-keyword")
+    elif keyword in START_KEYWORDS:
+        for message_type in sorted(OPT_OUT_TYPES):
+            opt_in(sender, Channel.SMS, message_type)
 
 
 def save(

@@ -41,12 +41,12 @@ def receipt(encoding="UTF8", message_id="inbound-1"):
     }
 
 
-def sms(message_id="sms-in-1", sender="+447911123456"):
+def sms(message_id="sms-in-1", sender="+447911123456", body="Running late"):
     return {
         "originationNumber": sender,
         "destinationNumber": "+15005550006",
         "messageKeyword": "KEYWORD",
-        "messageBody": "Running late",
+        "messageBody": body,
         "inboundMessageId": message_id,
         "previousPublishedMessageId": "sms-out-1",
     }
@@ -145,3 +145,31 @@ def test_forged_inbound_records_nothing(sns, received, db):
     data["Message"] = data["Message"].replace("Running late", "Send me everything")
     assert sns.post(data).status_code == 403
     assert not Message.objects.exists() and received == []
+
+
+def test_a_stop_reply_opts_the_sender_out_of_sms_and_start_back_in(sns, comm_config):
+    from django_communication import RecipientOptedOutError, send
+    from django_communication.models import OptOut
+
+    comm_config.sms_provider = "memory"
+    comm_config.save()
+    phone = "+447911123456"
+    assert sns.post(sns.notification(sms("in-1", phone, body="  Stop "))).status_code == 200
+    opt_outs = OptOut.objects.filter(address=phone, channel="sms")  # re-evaluated at each use
+    assert sorted(opt_outs.values_list("message_type", flat=True)) == ["announcement", "reminder"]
+    assert set(opt_outs.values_list("source", flat=True)) == {"sms-keyword"}
+    with pytest.raises(RecipientOptedOutError):
+        send(to=phone, body_text="Sale!", channel="sms", message_type="announcement")
+    # Transactional messages still go out; email is not affected.
+    send(to=phone, body_text="Your code", channel="sms", message_type="transactional")
+    assert not OptOut.objects.filter(channel="email").exists()
+
+    # A sentence that merely contains the word is a message, not a keyword.
+    sns.post(sns.notification(sms("in-2", phone, body="please stop calling at night")))
+    assert opt_outs.count() == 2
+    assert sns.post(sns.notification(sms("in-3", phone, body="START"))).status_code == 200
+    assert not opt_outs.exists()
+    assert send(to=phone, body_text="Sale!", channel="sms", message_type="announcement").status == (
+        "sent"
+    )
+    assert Message.objects.filter(direction="inbound").count() == 3
