@@ -81,12 +81,10 @@ class OutboxEvent(TimestampedModel):
             ),
         ]
         indexes = [
-            # The relay's claim is a range scan of this partial index, whatever the backlog.
-            models.Index(
-                fields=["available_at"],
-                name="outbox_due_idx",
-                condition=models.Q(status="pending"),
-            ),
+            # The relay's claim is a range scan of this index, in available_at order, whatever
+            # the backlog. Not a partial index: SQLite cannot use one whose condition the query
+            # states with a bound parameter (status = %s), and would sort every pending row.
+            models.Index(fields=["status", "available_at"], name="outbox_due_idx"),
             # "Is an earlier event of this key still pending?" Only keyed rows, so events
             # without a key pay nothing for it. Status is a column, not part of the condition:
             # SQLite cannot use a partial index whose condition the query states with a bound

@@ -182,16 +182,15 @@ def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
     if features.can_return_columns_from_insert and features.allow_sliced_subqueries_with_in:
         # PostgreSQL, SQLite 3.35+: one UPDATE picks the rows and returns them. PostgreSQL's
         # subquery locks them, skipping rows another relay holds, and rechecks that they are
-        # still due. SQLite has no row locks: the UPDATE checks "still due" again itself; a
-        # statement that writes waits for the write lock, then sees current rows (a
-        # transaction that read first could not wait).
-        scope = (
-            OutboxEvent.objects.using(using) if features.has_select_for_update_skip_locked else due
+        # still due. SQLite has no row locks, but one statement reads and writes under one
+        # lock: it waits for the write lock and sees current rows, or fails (a transaction
+        # that read first could not wait). The outer WHERE is the primary key only, so that
+        # no planner walks the due rows a second time.
+        picked = OutboxEvent.objects.using(using).filter(
+            pk__in=candidates.values("pk")[:batch_size]
         )
         with transaction.atomic(using=using):
-            events = update_returning(
-                scope.filter(pk__in=candidates.values("pk")[:batch_size]), claim_fields
-            )
+            events = update_returning(picked, claim_fields)
         return token, sorted(events, key=lambda event: (event.created_at, str(event.pk)))
     with transaction.atomic(using=using):
         ids = list(candidates.values_list("pk", flat=True)[:batch_size])
