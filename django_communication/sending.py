@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,19 +340,12 @@ def deliver(
             if pace is not None:
                 writer.settle()
                 pace()
-            prepare(provider, message)
+            with suppress(Exception):  # what prepare() raises, send() meets and reports
+                provider.prepare(message)
             writer.settle()
             before = failed_before[position] if failed_before else ""
             outcomes.append(deliver_one(message, provider, before, fall_through, writer))
     return outcomes
-
-
-def prepare(provider: BaseProvider, message: Message) -> None:
-    """provider.prepare(); what it raises, send() meets again and reports for the message."""
-    try:
-        provider.prepare(message)
-    except Exception:
-        return
 
 
 def deliver_one(
@@ -403,8 +397,4 @@ def record(
     fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(message, name, value)
-    if writer is None:
-        with OutcomeWriter() as writer:
-            writer.write(message, fields)
-    else:
-        writer.write(message, fields)
+    (writer or OutcomeWriter()).write(message, fields)  # a plain writer leaves nothing in flight

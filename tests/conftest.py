@@ -5,6 +5,7 @@ import pytest
 from django_communication import cache
 from django_communication.models import CommunicationSettings
 from django_communication.providers import memory
+from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
 
 pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools"]
 
@@ -42,3 +43,14 @@ def booking(customer):
     from tests.testapp.models import Booking
 
     return Booking.objects.create(ref="BK1", customer=customer)
+
+
+@pytest.fixture
+def scripted(comm_config, settings):
+    """Both channels through ScriptedProvider."""
+    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
+    comm_config.email_provider = comm_config.sms_provider = "scripted"
+    comm_config.save()
+    ScriptedProvider.reset()
+    yield ScriptedProvider
+    ScriptedProvider.reset()

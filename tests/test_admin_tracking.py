@@ -13,7 +13,8 @@ from django_communication.models import Message, MessageEvent, OptOut, Suppressi
 pytestmark = pytest.mark.django_db
 
 
-def test_message_page_shows_its_status_history(admin_client):
+def bounced_message(marker: str) -> Message:
+    """A bounced email with its history: delivered, then bounced; ``marker`` in each payload."""
     message = Message.objects.create(
         channel="email", to_address="ann@example.com", status="bounced", provider_message_id="p1"
     )
@@ -27,8 +28,13 @@ def test_message_page_shows_its_status_history(admin_client):
             detail=detail,
             occurred_at=datetime(2024, 5, 1, 12, minute, tzinfo=timezone.utc),
             notification_id=f"n{minute}",
-            payload={"eventType": kind.title(), "marker": "<script>x</script>"},
+            payload={"eventType": kind.title(), "marker": marker},
         )
+    return message
+
+
+def test_message_page_shows_its_status_history(admin_client):
+    message = bounced_message("<script>x</script>")
     response = admin_client.get(
         reverse("admin:django_communication_message_change", args=[message.pk])
     )

@@ -3,33 +3,18 @@ by hand and finding it again."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from django.urls import reverse
 
-from django_communication.models import Message, MessageEvent, Suppression
+from django_communication.models import Suppression
 from tests.browser import save_screenshot
+from tests.test_admin_tracking import bounced_message
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_message_page_shows_its_status_history_in_order(admin_page, live_server):
-    message = Message.objects.create(
-        channel="email", to_address="ann@example.com", status="bounced", provider_message_id="p1"
-    )
-    for minute, (kind, status, detail) in enumerate(
-        [("delivery", "delivered", ""), ("bounce", "bounced", "Permanent / General")]
-    ):
-        MessageEvent.objects.create(
-            message=message,
-            event_type=kind,
-            status=status,
-            detail=detail,
-            occurred_at=datetime(2024, 5, 1, 12, minute, tzinfo=timezone.utc),
-            notification_id=f"n{minute}",
-            payload={"eventType": kind.title(), "marker": "<b>not bold</b>"},
-        )
+    message = bounced_message("<b>not bold</b>")
     page = admin_page
     page.goto(
         live_server.url + reverse("admin:django_communication_message_change", args=[message.pk])

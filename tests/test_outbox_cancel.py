@@ -20,7 +20,7 @@ from tests.test_outbox_relay import make_due, reload
 from tests.testapp.models import Booking
 
 # Fixtures shared with the relay tests.
-outbox, scripted, templates = relay_tests.outbox, relay_tests.scripted, relay_tests.templates
+outbox, templates = relay_tests.outbox, relay_tests.templates
 
 
 class Boom(Exception):

@@ -25,7 +25,7 @@ from tests.test_outbox_processes import DRAIN_ON_GO, wait_for
 from tests.test_outbox_relay import make_due, reload
 
 # Fixtures shared with the relay and process tests.
-outbox, scripted, templates = relay_tests.outbox, relay_tests.scripted, relay_tests.templates
+outbox, templates = relay_tests.outbox, relay_tests.templates
 processes = process_tests.processes
 
 

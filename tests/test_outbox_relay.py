@@ -19,7 +19,6 @@ from django_communication.providers import memory
 from outbox import emit, tasks, wakeup
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import Outcome, backoff, claim, drain, finalize, process_batch, prune
-from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
 from tests.testapp.models import Customer
 
 RULES = {
@@ -72,17 +71,6 @@ def outbox(settings):
     """OUTBOX with the rules above and no wake-up; tests change settings.OUTBOX as they need."""
     settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
     return settings.OUTBOX
-
-
-@pytest.fixture
-def scripted(comm_config, settings):
-    """Both channels through ScriptedProvider."""
-    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
-    comm_config.email_provider = comm_config.sms_provider = "scripted"
-    comm_config.save()
-    ScriptedProvider.reset()
-    yield ScriptedProvider
-    ScriptedProvider.reset()
 
 
 @pytest.fixture

@@ -17,21 +17,8 @@ from django_communication.providers.django_mail import DjangoMailProvider
 from django_communication.sending import SendRequest, send_many
 from django_communication.signals import message_sent
 from outbox.relay import relax_sqlite
-from tests.outbox_providers import ScriptedProvider
-
-OUTBOX_PROVIDERS = {"scripted": "tests.outbox_providers.ScriptedProvider"}
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def scripted(comm_config, settings):
-    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
-    comm_config.email_provider = "scripted"
-    comm_config.save()
-    ScriptedProvider.reset()
-    yield ScriptedProvider
-    ScriptedProvider.reset()
 
 
 def requests(count: int) -> list[SendRequest]:
