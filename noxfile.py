@@ -81,3 +81,10 @@ def bench(session: nox.Session) -> None:
     """Ours against django-post-office on the same workload, SQLite and PostgreSQL."""
     session.install("-e", ".[postgres]", "django-post-office==3.12.0")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def soak(session: nox.Session) -> None:
+    """RSS of a process sending through SES (moto on loopback): nox -s soak -- --minutes 10."""
+    session.install("-e", ".[test]")
+    session.run("python", "bench/soak_ses.py", *session.posargs)

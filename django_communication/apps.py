@@ -20,7 +20,6 @@ class CommunicationConfig(AppConfig):
 
         def forget_settings(**kwargs):
             cache.settings_cache.clear()
-            cache.provider_cache.clear()
 
         def forget_template(instance, **kwargs):
             cache.template_cache.clear()

@@ -12,8 +12,10 @@ built once (in ``__init__`` or lazily) and reused.
             response = my_client.post(to=message.to_address, text=message.body_text)
             return response["id"]
 
-A provider may also define ``prepare(message)``: the side-effect-free part of sending (building
-the request), which the relay runs while the previous outcome is being written.
+A provider that holds connections releases them in ``close()``, called when a settings change
+replaces the instance. A provider may also define ``prepare(message)``: the side-effect-free
+part of sending (building the request), which the relay runs while the previous outcome is
+being written.
 
 Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email.
 """
@@ -47,6 +49,10 @@ class BaseProvider:
     def session(self) -> AbstractContextManager[object]:
         """Held around each batch of sends: open a connection once for many messages here."""
         return nullcontext()
+
+    def close(self) -> None:
+        """Release what the instance holds (connection pools): called once when a settings
+        change replaces it. A send already in flight on it may still complete."""
 
 
 class EmailProvider(BaseProvider):

@@ -45,7 +45,7 @@ def provider_class(name: str) -> type[BaseProvider]:
 
 def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
     """The configured provider instance for a channel (or the provider ``name``, a fallback),
-    built once per settings version."""
+    built again only when the settings row changes."""
     config = get_settings()
     if name is None:
         name = config.email_provider if channel == "email" else config.sms_provider
@@ -59,7 +59,7 @@ def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
             )
         return cls(config)
 
-    return provider_cache.get((channel, name, id(config)), build)
+    return provider_cache.get(channel, name, config, build)
 
 
 def validate_provider_choice(config: CommunicationSettings) -> None:

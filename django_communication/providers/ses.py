@@ -25,6 +25,9 @@ class SesProvider(EmailProvider):
             secret_access_key=config.ses_secret_access_key,
         )
 
+    def close(self) -> None:
+        self.client.close()
+
     def send(self, message: Message) -> str:
         body: dict[str, Any] = {}
         if message.body_text:

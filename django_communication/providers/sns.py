@@ -30,6 +30,9 @@ class SnsProvider(SmsProvider):
             secret_access_key=config.sns_secret_access_key,
         )
 
+    def close(self) -> None:
+        self.client.close()
+
     def send(self, message: Message) -> str:
         promotional = message.message_type == MessageType.ANNOUNCEMENT
         attributes: dict[str, Any] = {
