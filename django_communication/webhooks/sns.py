@@ -2,8 +2,8 @@
 
 A notification is trusted only if its TopicArn is in ``COMMUNICATION["SNS_TOPIC_ARNS"]`` and its
 signature (SignatureVersion 1: RSA-SHA1, 2: RSA-SHA256) verifies against the certificate at
-``SigningCertURL``, which must be an https URL on an SNS host of amazonaws.com
-(``sns.<region>.amazonaws.com``). Certificates are fetched once per process and kept until they
+``SigningCertURL``, which must be an https URL on a genuine SNS host (see ``SNS_NETLOC``).
+Certificates are fetched once per process and kept until they
 expire. ``http_get`` is the one network call (certificates, subscription confirmation); tests
 replace it.
 """
@@ -45,7 +45,17 @@ SIGNED_FIELDS = {
 SIGNED_FIELDS["UnsubscribeConfirmation"] = SIGNED_FIELDS["SubscriptionConfirmation"]
 REQUIRED = ("Type", "MessageId", "TopicArn", "Timestamp", "Signature", "SignatureVersion")
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
-SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com$")
+#: A region name: two letters, one or more words, a number (``us-east-1``, ``us-gov-west-1``,
+#: ``cn-north-1``). ``s3``, ``s3-us-west-2``, ``s3-accelerate`` and ``compute-1`` are not.
+REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
+#: The whole network location of an SNS endpoint in the aws and aws-cn partitions
+#: (``sns.<region>.amazonaws.com``, ``sns.<region>.amazonaws.com.cn``), lowercase, the default
+#: port at most. Anything else — user info, another
+#: port, an IP literal, a trailing dot, upper case, an S3 bucket host such as
+#: ``sns.s3.amazonaws.com`` — is refused, so the check needs no host normalisation.
+SNS_NETLOC = re.compile(rf"sns\.{REGION}\.amazonaws\.com(?:\.cn)?(?::443)?")
+#: Printable ASCII without spaces: urlsplit() drops tabs and newlines, urlopen() would not.
+URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 FETCH_TIMEOUT = 5
 MAX_CERTIFICATE_BYTES = 64 * 1024
 MAX_CACHED = 32
@@ -152,21 +162,18 @@ def verify(data: dict[str, Any]) -> None:
 
 
 def check_sns_url(url: Any) -> str:
-    """``url`` if it is an https URL on an SNS host of amazonaws.com; RejectedNotification if
-    not (no other scheme, port, user info or host)."""
-    if not isinstance(url, str):
+    """``url`` if it is an https URL on a genuine SNS endpoint; RejectedNotification if not.
+
+    SNS writes these URLs itself, in lowercase, so the check is on the text as given: the
+    scheme is exactly ``https://``, the network location matches ``SNS_NETLOC`` in full, and
+    there is no fragment.
+    """
+    if not isinstance(url, str) or not URL_CHARACTERS.fullmatch(url):
         raise RejectedNotification("No SNS URL.")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise RejectedNotification("Malformed SNS URL.") from exc
     if (
-        parts.scheme != "https"
-        or port not in (None, 443)
-        or parts.username is not None
-        or parts.password is not None
-        or not SNS_HOST.match(parts.hostname or "")
+        not url.startswith("https://")
+        or "#" in url
+        or not SNS_NETLOC.fullmatch(urlsplit(url).netloc)
     ):
         raise RejectedNotification(f"{url!r} is not an https URL on an SNS host.")
     return url
