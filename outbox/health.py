@@ -3,7 +3,7 @@
 Two queries whatever the backlog's shape:
 
 - the **lag**: the oldest due event (``pending`` with ``available_at <= now``), one range scan of
-  the partial due index that the relay's claim uses, stopped at the first row;
+  the due index, with the relay's own SQL (``claim.due_sql``), stopped at the first row;
 - everything else in **one aggregate**: the count per status, the events that went ``dead`` in
   the last hour and the events dispatched in the last five minutes (conditional ``COUNT``\\ s).
   This one reads the whole table, which pruning keeps to ``RETENTION_DAYS`` of events.
@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from .claim import due_sql
 from .conf import outbox_settings
 from .models import OutboxEvent, OutboxStatus
-from .relay import next_in_order
 
 #: The window of ``dead_last_hour``.
 DEAD_WINDOW = timedelta(hours=1)
@@ -84,12 +85,9 @@ def outbox_health(
         lag_threshold_seconds = outbox_settings.lag_threshold_seconds
     now = timezone.now()
     events = OutboxEvent.objects.db_manager(using).order_by()
-    oldest_due_at = (
-        events.filter(next_in_order(), status=OutboxStatus.PENDING, available_at__lte=now)
-        .order_by("available_at")
-        .values_list("available_at", flat=True)
-        .first()
-    )
+    sql, params = due_sql(connections[events.db], ["pk", "available_at"], now, 1, lock=False)
+    oldest_due = next(iter(events.raw(sql, params)), None)
+    oldest_due_at = oldest_due.available_at if oldest_due else None
     figures = events.aggregate(
         **{
             f"status_{status}": Count("pk", filter=Q(status=status))

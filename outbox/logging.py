@@ -25,11 +25,43 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # LOGGING may name the formatter before the apps are loaded.
+    from .models import OutboxEvent
+
+logger = logging.getLogger("outbox")
 
 #: The message of every event record; a log pipeline can filter on it.
 EVENT_MESSAGE = "outbox.event %(outcome)s: %(event_type)s %(event_id)s, attempt %(attempt)s"
 EVENT_ERROR_MESSAGE = EVENT_MESSAGE + ": %(error)s"
+
+
+def log_event(
+    level: int,
+    outcome: str,
+    token_text: str,
+    event: OutboxEvent,
+    providers: list[str] | None = None,
+    error: str = "",
+    retry_at: str = "",
+) -> None:
+    """One ``outbox.event`` record: the same fields in the message's arguments and as
+    attributes of the record, for a JSON formatter."""
+    if not logger.isEnabledFor(level):
+        return
+    fields = {
+        "outcome": outcome,
+        "event_id": str(event.pk),
+        "event_type": event.event_type,
+        "attempt": event.attempts,
+        "provider": ",".join(providers or ()),
+        "claim_token": token_text,
+        "error": error,
+        "retry_at": retry_at,
+    }
+    logger.log(level, EVENT_ERROR_MESSAGE if error else EVENT_MESSAGE, fields, extra=fields)
+
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 STANDARD_ATTRIBUTES = frozenset(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from .relay import DrainSummary, prune
+from . import relay, retention
 
 
 def drain() -> str:
-    from .relay import drain as drain_outbox
-
-    summary: DrainSummary = drain_outbox()
-    return str(summary)
+    return str(relay.drain())
 
 
-def prune_dispatched() -> int:
-    return prune()
+def prune() -> int:
+    """Delete finished (dispatched and cancelled) events older than RETENTION_DAYS."""
+    return retention.prune()

@@ -13,8 +13,9 @@ from django.utils import timezone
 from django_communication.exceptions import ProviderError
 from django_communication.providers import memory
 from outbox import InvalidEventError, cancel, emit
+from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
-from outbox.relay import claim, drain
+from outbox.relay import drain
 from tests import test_outbox_relay as relay_tests
 from tests.test_outbox_relay import make_due, reload
 from tests.testapp.models import Booking

@@ -20,13 +20,16 @@ from django.utils import timezone
 
 from django_communication.exceptions import ProviderError
 from django_communication.models import MessageTemplate
-from outbox import emit, relay, views
+from outbox import emit, views
 from outbox.checks import check_outbox_settings
+from outbox.claim import claim
+from outbox.finalize import finalize
 from outbox.health import format_seconds, outbox_health
-from outbox.logging import JsonFormatter
+from outbox.logging import JsonFormatter, log_event
 from outbox.management.commands.outbox_status import Command as OutboxStatusCommand
 from outbox.models import OutboxEvent, OutboxStatus
-from outbox.relay import Outcome, claim, drain, finalize, process_batch
+from outbox.outcomes import EventOutcome
+from outbox.relay import drain, process_batch
 from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
 
 # The health view, mounted as the README says (for the tests marked with this module's urls).
@@ -377,7 +380,7 @@ def test_lost_leases_are_logged(relay_setup, caplog):
     caplog.clear()
 
     assert process_batch(stale_token, stale_events).lost_lease == 2
-    assert finalize(stale_token, [Outcome(stale_events[0], errors=["late"])]).lost_lease == 1
+    assert finalize(stale_token, [EventOutcome(stale_events[0], errors=["late"])]).lost_lease == 1
     records = event_records(caplog)
     assert [(r.outcome, r.levelno) for r in records] == [("lost_lease", logging.WARNING)] * 3
     assert {r.event_id for r in records} == {str(e.pk) for e in events}
@@ -390,7 +393,7 @@ def test_a_partly_lost_batch_logs_each_event_once(relay_setup, caplog):
     kept, taken = (emit("booking.confirmed", to=relay_setup, context={"ref": r}) for r in "AB")
     token, events = claim(10)
     OutboxEvent.objects.filter(pk=taken.pk).update(claim_token=uuid.uuid4())  # another relay's
-    summary = finalize(token, [Outcome(event) for event in events])
+    summary = finalize(token, [EventOutcome(event) for event in events])
     assert (summary.dispatched, summary.lost_lease) == (1, 1)
     outcomes = {r.event_id: r.outcome for r in event_records(caplog)}
     assert outcomes == {str(kept.pk): "dispatched", str(taken.pk): "lost_lease"}
@@ -399,8 +402,10 @@ def test_a_partly_lost_batch_logs_each_event_once(relay_setup, caplog):
 def test_no_per_event_work_for_dispatches_without_info_logging(relay_setup, caplog, monkeypatch):
     caplog.set_level(logging.WARNING, logger="outbox")
     calls = []
-    real = relay.log_event
-    monkeypatch.setattr(relay, "log_event", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for module in ("outbox.relay", "outbox.finalize"):  # where records are written
+        monkeypatch.setattr(
+            f"{module}.log_event", lambda *a, **k: calls.append(a) or log_event(*a, **k)
+        )
     for n in range(3):
         emit("booking.confirmed", to=relay_setup, context={"ref": f"R{n}"})
     assert drain().dispatched == 3

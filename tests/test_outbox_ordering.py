@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from django_communication.exceptions import ProviderError
 from outbox import InvalidEventError, emit, emit_many
+from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import retry_now
-from outbox.relay import claim, drain
+from outbox.relay import drain
 from tests import test_outbox_processes as process_tests
 from tests import test_outbox_relay as relay_tests
 from tests.outbox_providers import read_log

@@ -53,7 +53,7 @@ RULES = {
 CLAIM_THEN_DIE = """
 import os, signal, django
 django.setup()
-from outbox.relay import claim
+from outbox.claim import claim
 token, events = claim(int(os.environ["CLAIM"]))
 print(len(events), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)

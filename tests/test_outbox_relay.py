@@ -17,8 +17,12 @@ from django_communication.exceptions import ProviderError
 from django_communication.models import Message, MessageStatus, MessageTemplate
 from django_communication.providers import memory
 from outbox import emit, tasks, wakeup
+from outbox.claim import claim
+from outbox.finalize import backoff, finalize
 from outbox.models import OutboxEvent, OutboxStatus
-from outbox.relay import Outcome, backoff, claim, drain, finalize, process_batch, prune
+from outbox.outcomes import EventOutcome
+from outbox.relay import drain, process_batch
+from outbox.retention import prune
 from tests.testapp.models import Customer
 
 RULES = {
@@ -326,7 +330,7 @@ def test_relay_whose_lease_ran_out_changes_nothing(comm_config, templates, custo
     late = finalize(
         stale_token,
         [
-            Outcome(e, errors=["late"], retryable=r)
+            EventOutcome(e, errors=["late"], retryable=r)
             for e, r in zip(stale_events, (True, False, True), strict=True)
         ],
     )
@@ -411,7 +415,7 @@ def test_prune_command_and_task(db, customer, outbox):
     with pytest.raises(CommandError, match="--days must be >= 0"):
         call_command("prune_outbox", "--days", "-1")
     outbox["RETENTION_DAYS"] = 1
-    assert tasks.prune_dispatched() == 1
+    assert tasks.prune() == 1
     assert not OutboxEvent.objects.exists()
 
 
@@ -621,7 +625,7 @@ def test_outbox_schedule_creates_the_schedules_idempotently(db, settings):
     assert drain_schedule.repeats == -1
     prune_schedule = Schedule.objects.get(name="outbox-prune")
     assert (prune_schedule.func, prune_schedule.schedule_type) == (
-        "outbox.tasks.prune_dispatched",
+        "outbox.tasks.prune",
         Schedule.DAILY,
     )
     assert Schedule.objects.count() == 2

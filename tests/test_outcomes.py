@@ -16,7 +16,7 @@ from django_communication.outcomes import OutcomeWriter
 from django_communication.providers.django_mail import DjangoMailProvider
 from django_communication.sending import SendRequest, send_many
 from django_communication.signals import message_sent
-from outbox.relay import relax_sqlite
+from outbox.async_commit import relax_sqlite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from outbox.relay import DrainSummary, drain
+from outbox.outcomes import DrainSummary
+from outbox.relay import drain
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from outbox.conf import outbox_settings
 
 SCHEDULES = {
     "outbox-drain": "outbox.tasks.drain",
-    "outbox-prune": "outbox.tasks.prune_dispatched",
+    "outbox-prune": "outbox.tasks.prune",
 }
 
 
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     help = (
         "Create or update the django-q2 schedules that drain the outbox every "
         "OUTBOX['SCHEDULE_MINUTES'] minutes (the safety net behind the on-commit wake-up) and "
-        "prune old dispatched events daily. Safe to run on every deploy."
+        "prune old dispatched and cancelled events daily. Safe to run on every deploy."
     )
 
     def handle(self, *args, **options):

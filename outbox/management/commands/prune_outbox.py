@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from outbox.relay import prune
+from outbox.retention import prune
 
 
 class Command(BaseCommand):

@@ -1,0 +1,40 @@
+"""Sending: a batch's planned messages go to ``send_many()`` at once; each result is recorded
+on its event's outcome."""
+
+from __future__ import annotations
+
+import logging
+
+from django_communication.sending import SendRequest, send_many
+
+from .conf import Rule
+from .outcomes import EventOutcome
+
+logger = logging.getLogger("outbox")
+
+
+def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> None:
+    """Send every planned request; note each message's provider and failure on its outcome."""
+    results = send_isolated([request for _, _, request in planned])
+    for (outcome, rule, _), result in zip(planned, results, strict=True):
+        provider = getattr(result, "provider", "")  # a Message or a ProviderError has one
+        if provider and provider not in outcome.providers:
+            outcome.providers.append(provider)
+        if isinstance(result, Exception):
+            outcome.fail(rule, result)
+
+
+def send_isolated(requests: list[SendRequest]) -> list[object]:
+    """send_many() for the batch; if something other than a CommunicationError escapes it (a
+    bug in a resolver...), each request again on its own, so only its event pays."""
+    try:
+        return send_many(requests)
+    except Exception:
+        logger.exception("outbox: a batch send raised; retrying its messages one by one")
+    results: list[object] = []
+    for request in requests:
+        try:
+            results += send_many([request])
+        except Exception as exc:
+            results.append(exc)
+    return results
