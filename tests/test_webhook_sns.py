@@ -257,3 +257,63 @@ def test_verified_but_malformed_ses_event_is_400(sns, sent):
     )
     assert response.status_code == 400
     assert unchanged(sent)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 200_000, id="open-arrays"),
+        pytest.param("[" * 200_000 + "]" * 200_000, id="closed-arrays"),
+        pytest.param('{"a":' * 100_000, id="open-objects"),
+        pytest.param('{"Type": "Notification", "Message": ' + "[" * 200_000, id="inside-fields"),
+    ],
+)
+def test_deeply_nested_json_is_400_and_changes_nothing(sns, sent, body):
+    """Under WEBHOOK_MAX_BYTES, but deeper than the JSON parser recurses: a 400, not a 500."""
+    response = sns.post(body)
+
+    assert response.status_code == 400
+    assert sns.fetched == []
+    assert unchanged(sent)
+
+
+def test_a_signed_message_nested_too_deeply_is_acknowledged_and_ignored(sns, sent):
+    response = sns.post(sns.notification("[" * 100_000 + "]" * 100_000))
+
+    assert response.status_code == 200
+    assert response.content == b"ignored"
+    assert unchanged(sent)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["Message", "MessageId", "Timestamp", "TopicArn", "Signature", "SigningCertURL"],
+)
+def test_a_notification_without_a_required_field_is_400(sns, sent, field, caplog):
+    data = sns.notification(permanent_bounce())
+    del data[field]
+
+    response = sns.post(data)
+
+    assert response.status_code == 400
+    assert f"missing or bad {field}" in caplog.text
+    assert sns.fetched == []
+    assert unchanged(sent)
+    assert not Suppression.objects.exists()
+
+
+def test_a_notification_whose_message_is_null_is_400(sns, sent):
+    response = sns.post({**sns.notification(permanent_bounce()), "Message": None})
+    assert response.status_code == 400
+    assert unchanged(sent)
+
+
+@pytest.mark.parametrize("field", ["Message", "SubscribeURL", "Token"])
+def test_a_subscription_without_a_required_field_is_400(sns, field):
+    data = subscription()
+    del data[field]
+
+    response = sns.post(data)
+
+    assert response.status_code == 400
+    assert sns.fetched == []

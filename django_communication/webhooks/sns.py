@@ -43,7 +43,21 @@ SIGNED_FIELDS = {
     ),
 }
 SIGNED_FIELDS["UnsubscribeConfirmation"] = SIGNED_FIELDS["SubscriptionConfirmation"]
-REQUIRED = ("Type", "MessageId", "TopicArn", "Timestamp", "Signature", "SignatureVersion")
+REQUIRED = (
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Timestamp",
+    "Signature",
+    "SignatureVersion",
+    "SigningCertURL",
+)
+#: Fields a message of each type always has (of the signed ones, only Subject is optional).
+REQUIRED_BY_TYPE = {
+    "Notification": ("Message",),
+    "SubscriptionConfirmation": ("Message", "SubscribeURL", "Token"),
+    "UnsubscribeConfirmation": ("Message", "SubscribeURL", "Token"),
+}
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 #: A region name: two letters, one or more words, a number (``us-east-1``, ``us-gov-west-1``,
 #: ``cn-north-1``). ``s3``, ``s3-us-west-2``, ``s3-accelerate`` and ``compute-1`` are not.
@@ -85,10 +99,7 @@ class SnsMessage:
 
     def payload(self) -> Any:
         """The ``Message`` field parsed as JSON (SES and SMS events are JSON); None if not."""
-        try:
-            return json.loads(self.message)
-        except ValueError:
-            return None
+        return load_json(self.message)
 
 
 def http_get(url: str) -> bytes:
@@ -109,17 +120,18 @@ def clear_certificates() -> None:
 
 def parse(body: bytes, allowed_topics: frozenset[str]) -> SnsMessage:
     """Parse and verify an SNS request body; raise RejectedNotification if it is not trusted."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RejectedNotification("The body is not JSON.", 400) from exc
+    data = load_json(body)
     if not isinstance(data, dict):
         raise RejectedNotification("The body is not a JSON object.", 400)
     missing = [name for name in REQUIRED if not isinstance(data.get(name), str)]
-    if missing or data["Type"] not in TYPES:
-        raise RejectedNotification(
-            f"Not an SNS message (missing or bad {', '.join(missing) or 'Type'}).", 400
-        )
+    if not missing and data["Type"] not in TYPES:
+        missing = ["Type"]
+    if not missing:
+        required = REQUIRED_BY_TYPE[data["Type"]]
+        missing = [name for name in required if not isinstance(data.get(name), str)]
+    if missing:
+        fields = ", ".join(missing)
+        raise RejectedNotification(f"Not an SNS message (missing or bad {fields}).", 400)
     for name in SIGNED_FIELDS[data["Type"]]:
         if data.get(name) is not None and not isinstance(data[name], str):
             raise RejectedNotification(f"{name} is not a string.", 400)
@@ -131,11 +143,20 @@ def parse(body: bytes, allowed_topics: frozenset[str]) -> SnsMessage:
         message_id=data["MessageId"],
         topic_arn=data["TopicArn"],
         timestamp=data["Timestamp"],
-        message=data.get("Message", ""),
+        message=data["Message"],
         subject=data.get("Subject") or "",
         subscribe_url=data.get("SubscribeURL") or "",
         raw=data,
     )
+
+
+def load_json(text: bytes | str) -> Any:
+    """``text`` parsed as JSON, or None if it is not JSON — including JSON nested too deeply
+    for the parser (200,000 times ``[`` raises RecursionError, not ValueError)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def string_to_sign(data: dict[str, Any]) -> bytes:
