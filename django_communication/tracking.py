@@ -28,7 +28,7 @@ from .models import (
     SuppressionReason,
 )
 from .signals import address_suppressed, fire, message_status_changed
-from .suppression import suppress
+from .suppression import normalize, suppress
 
 #: Statuses an event may move a message to, by precedence. A message moves only upwards.
 RANK = {
@@ -243,7 +243,9 @@ def apply(event: Event) -> Event:
         if event.suppress and (new_rows or not messages):
             reason, addresses = event.suppress
             source = messages[0] if messages else None
-            for address in addresses:
+            # In one order everywhere: two bounces listing [a, b] and [b, a] would otherwise
+            # each hold one unique-index entry and wait for the other's (a deadlock).
+            for address in sorted({normalize(event.channel, a) for a in addresses}):
                 row = suppress(
                     event.channel, address, reason, source_message=source, detail=event.detail
                 )

@@ -102,9 +102,10 @@ class SnsTestClient:
         """A signed Notification carrying ``message`` (JSON-encoded unless a str)."""
         return sign({**self.envelope(message, **extra), "SignatureVersion": version})
 
-    def post(self, data: dict[str, Any] | bytes | str, **headers: Any):
+    def post(self, data: dict[str, Any] | bytes | str, *, client=None, **headers: Any):
+        """POST ``data`` to the webhook, through ``client`` if given (one per thread)."""
         body = data if isinstance(data, (bytes, str)) else json.dumps(data)
-        return self.client.generic(
+        return (client or self.client).generic(
             "POST",
             URL,
             body,
