@@ -4,15 +4,17 @@ Fixtures:
 
 ``sns``
     An :class:`SnsTestClient`: accepts ``TOPIC`` (COMMUNICATION["SNS_TOPIC_ARNS"]), serves the
-    test certificate at ``CERT_URL`` through ``django_communication.webhooks.sns.http_get`` (no
-    network: every other URL answers 404, and each fetch is recorded in ``.fetched``), and posts
-    signed notifications to the webhook: ``sns.post(sns.notification({...}))``.
+    test certificate at ``CERT_URL`` through ``django_communication.webhooks.certificates.http_get``
+    (no network: every other URL answers 404, each fetch is recorded in ``.fetched``, and a fetch
+    waits while ``.gate`` is set and not open), and posts signed notifications to the webhook:
+    ``sns.post(sns.notification({...}))``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 import urllib.error
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -24,11 +26,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from django_communication.webhooks import certificates
 from django_communication.webhooks import sns as sns_module
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
 OTHER_TOPIC = "arn:aws:sns:eu-west-1:123456789012:somebody-else"
-CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"
+CERT_URL = (
+    "https://sns.eu-west-1.amazonaws.com"
+    "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
+)
 SUBSCRIBE_URL = (
     "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn="
     + TOPIC
@@ -75,10 +81,13 @@ class SnsTestClient:
         self.fetched: list[str] = []
         self.certificates = {CERT_URL: _CERT}
         self.fail_with: Exception | None = None
-        monkeypatch.setattr(sns_module, "http_get", self._http_get)
+        self.gate: threading.Event | None = None
+        monkeypatch.setattr(certificates, "http_get", self._http_get)
 
     def _http_get(self, url: str) -> bytes:
         self.fetched.append(url)
+        if self.gate is not None and not self.gate.wait(30):
+            raise AssertionError("the test never opened the gate")
         if self.fail_with is not None:
             raise self.fail_with
         if url in self.certificates:
@@ -120,9 +129,9 @@ class SnsTestClient:
 @pytest.fixture
 def sns(client, monkeypatch, settings, db):
     settings.COMMUNICATION = {**settings.COMMUNICATION, "SNS_TOPIC_ARNS": [TOPIC]}
-    sns_module.clear_certificates()
+    certificates.clear_certificates()
     yield SnsTestClient(client, monkeypatch)
-    sns_module.clear_certificates()
+    certificates.clear_certificates()
 
 
 OTHER_KEY = _OTHER_KEY
