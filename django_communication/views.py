@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -26,7 +27,7 @@ def sns_webhook(request: HttpRequest) -> HttpResponse:
 
     200 when handled (or knowingly ignored); 4xx, with nothing changed, when the request is not
     a verified notification from an accepted topic; 503 when the signing certificate cannot be
-    fetched right now (SNS retries).
+    fetched right now (SNS retries). A refusal's body is the status phrase only; why is logged.
     """
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -34,22 +35,27 @@ def sns_webhook(request: HttpRequest) -> HttpResponse:
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return HttpResponse("Bad Content-Length.", status=400, content_type="text/plain")
+        return refused(400, "bad Content-Length")
     if declared > limit:
-        return HttpResponse("Too large.", status=413, content_type="text/plain")
+        return refused(413, f"Content-Length {declared} > WEBHOOK_MAX_BYTES {limit}")
     body = request.read(limit + 1)
     if len(body) > limit:
-        return HttpResponse("Too large.", status=413, content_type="text/plain")
+        return refused(413, f"body longer than WEBHOOK_MAX_BYTES {limit}")
     try:
         message = sns.parse(body, comm_settings.sns_topic_arns)
         outcome = dispatch.handle(message)
     except sns.RejectedNotification as exc:
-        logger.warning("django_communication: SNS request rejected: %s", exc.reason)
-        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+        return refused(exc.status, exc.reason)
     except MalformedEvent as exc:
-        logger.warning("django_communication: malformed SNS payload: %s", exc)
-        return HttpResponse(str(exc), status=400, content_type="text/plain")
+        return refused(400, f"malformed payload: {exc}")
     return HttpResponse(outcome, content_type="text/plain")
+
+
+def refused(status: int, reason: str) -> HttpResponse:
+    """A refusal: the detail goes to the log, the answer is only the status's phrase (the
+    detail quotes the request, which an answer must not echo)."""
+    logger.warning("django_communication: SNS request refused (%s): %s", status, reason)
+    return HttpResponse(HTTPStatus(status).phrase, status=status, content_type="text/plain")
 
 
 @csrf_exempt

@@ -317,3 +317,69 @@ def test_a_subscription_without_a_required_field_is_400(sns, field):
 
     assert response.status_code == 400
     assert sns.fetched == []
+
+
+MARK = "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        pytest.param(lambda sns: f"not json {MARK}", 400, id="not-json"),
+        pytest.param(lambda sns: {**sns.notification("x"), "Type": MARK}, 400, id="type"),
+        pytest.param(lambda sns: {**sns.notification("x"), "Subject": [MARK]}, 400, id="subject"),
+        pytest.param(lambda sns: sns.notification("x", topic=MARK), 403, id="topic"),
+        pytest.param(
+            lambda sns: {**sns.notification("x"), "SignatureVersion": MARK}, 403, id="version"
+        ),
+        pytest.param(
+            lambda sns: sign({**sns.envelope("x"), "SigningCertURL": "https://e.com/" + MARK}),
+            403,
+            id="certificate-url",
+        ),
+        pytest.param(
+            lambda sns: sign(
+                {
+                    **sns.envelope("x"),
+                    "SigningCertURL": "https://sns.eu-west-1.amazonaws.com"
+                    "/SimpleNotificationService-0bad.pem",
+                }
+            ),
+            403,
+            id="certificate-404",
+        ),
+        pytest.param(
+            lambda sns: sns.notification({"eventType": "Bounce", "mail": MARK}), 400, id="payload"
+        ),
+        pytest.param(
+            lambda sns: subscription(subscribe_url="https://evil.example.com/" + MARK),
+            403,
+            id="subscribe-url",
+        ),
+    ],
+)
+def test_refusals_answer_a_generic_body_and_log_the_detail(sns, sent, caplog, make, status):
+    with caplog.at_level("WARNING", logger="django_communication"):
+        response = sns.post(make(sns))
+
+    assert response.status_code == status
+    assert response.content.decode() in ("Bad Request", "Forbidden")
+    assert "script" not in response.content.decode()
+    assert [r for r in caplog.records if r.name == "django_communication"]  # why, in the log
+    assert unchanged(sent)
+
+
+def test_a_network_failure_is_not_echoed(sns, sent, caplog):
+    sns.fail_with = urllib.error.URLError(f"connect to 10.0.0.1:443 failed {MARK}")
+    response = sns.post(sns.notification(delivery()))
+    assert response.status_code == 503
+    assert response.content == b"Service Unavailable"
+    assert "10.0.0.1" in caplog.text  # the detail is in the log
+
+
+def test_oversized_and_bad_length_answers_are_generic(sns, settings):
+    settings.COMMUNICATION = {**settings.COMMUNICATION, "WEBHOOK_MAX_BYTES": 100}
+    response = sns.post(sns.notification({"padding": MARK * 10}))
+    assert (response.status_code, response.content) == (413, b"Request Entity Too Large")
+    response = sns.client.generic("POST", URL, "{}", CONTENT_LENGTH=MARK)
+    assert (response.status_code, response.content) == (400, b"Bad Request")
