@@ -8,6 +8,8 @@ outbox.E005  a rule names an unknown channel
 outbox.E006  a rule names an unknown message type
 outbox.E007  an event type lists the same rule twice
 outbox.E008  a numeric setting is out of range, or a flag is not a bool
+outbox.E009  HEALTH_TOKEN is not None or a string of at least 32 characters without spaces
+outbox.E010  HEALTH_LAGGING_STATUS is not 200 or 503
 outbox.W001  django_q is not in INSTALLED_APPS: no wake-up on commit, no schedule
 """
 
@@ -50,6 +52,7 @@ def check_outbox_settings(app_configs=None, **kwargs) -> list:
         )
     errors += check_rules(value.get("RULES", {}))
     errors += check_numbers({**DEFAULTS, **value})
+    errors += check_health({**DEFAULTS, **value})
     if not apps.is_installed("django_q"):
         errors.append(
             Warning(
@@ -158,4 +161,37 @@ def check_numbers(values: dict) -> list:
                     f"OUTBOX['{name}'] must be a number {bound}, got {value!r}.", id="outbox.E008"
                 )
             )
+    return errors
+
+
+#: The shortest HEALTH_TOKEN accepted: ``secrets.token_urlsafe(32)`` gives 43 characters.
+MIN_TOKEN_LENGTH = 32
+
+
+def check_health(values: dict) -> list:
+    errors = []
+    token = values.get("HEALTH_TOKEN")
+    if token is not None and (
+        not isinstance(token, str)
+        or len(token) < MIN_TOKEN_LENGTH
+        or token != "".join(token.split())
+    ):
+        errors.append(
+            Error(
+                f"OUTBOX['HEALTH_TOKEN'] must be None or a string of at least {MIN_TOKEN_LENGTH} "
+                "characters without spaces.",
+                hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+                id="outbox.E009",
+            )
+        )
+    status = values.get("HEALTH_LAGGING_STATUS")
+    if isinstance(status, bool) or status not in (200, 503):
+        errors.append(
+            Error(
+                f"OUTBOX['HEALTH_LAGGING_STATUS'] must be 503 or 200, got {status!r}.",
+                hint="503 for a probe that reads the status code; 200 for one that reads "
+                "'healthy' in the body and must not take the web server out of service.",
+                id="outbox.E010",
+            )
+        )
     return errors

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_MINUTES": 1,
     "ASYNC_COMMIT": True,
     "LAG_THRESHOLD_SECONDS": 300.0,
+    "HEALTH_TOKEN": None,
+    "HEALTH_LAGGING_STATUS": 503,
 }
 
 RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
@@ -96,6 +98,14 @@ class OutboxSettings:
     @property
     def lag_threshold_seconds(self) -> float:
         return float(self.get("LAG_THRESHOLD_SECONDS"))
+
+    @property
+    def health_token(self) -> str | None:
+        return self.get("HEALTH_TOKEN") or None
+
+    @property
+    def health_lagging_status(self) -> int:
+        return int(self.get("HEALTH_LAGGING_STATUS"))
 
 
 outbox_settings = OutboxSettings()

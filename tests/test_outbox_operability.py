@@ -209,7 +209,9 @@ def test_status_command_rejects_a_negative_threshold(db):
 
 
 @pytest.mark.urls(__name__)
-def test_health_view_200_then_503(client, crafted, settings):
+def test_health_view_200_then_503(admin_client, crafted, settings):
+    """Staff see the figures (tests/test_outbox_health_view.py: who sees what)."""
+    client = admin_client
     settings.OUTBOX = {"LAG_THRESHOLD_SECONDS": 900}
     url = reverse("outbox:health")
     assert url == "/outbox/health/"
@@ -231,14 +233,17 @@ def test_health_view_200_then_503(client, crafted, settings):
 
 
 @pytest.mark.urls(__name__)
-def test_health_view_of_an_empty_outbox(client, db):
-    response = client.get(reverse("outbox:health"))
+def test_health_view_of_an_empty_outbox(admin_client):
+    response = admin_client.get(reverse("outbox:health"))
     assert response.status_code == 200
     assert response.json()["lag_seconds"] == 0
 
 
 @pytest.mark.urls(__name__)
-def test_health_view_reuses_its_figures_for_a_few_seconds(client, db, monkeypatch):
+def test_health_view_reuses_its_figures_for_a_few_seconds(client, db, monkeypatch, settings):
+    token = "t" * 32
+    settings.OUTBOX = {"HEALTH_TOKEN": token}
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"  # no session: queries are ours
     clock = [1000.0]
     monkeypatch.setattr(views, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     url = reverse("outbox:health")
