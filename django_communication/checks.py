@@ -15,6 +15,8 @@ communication.E012  FALLBACK is malformed: not channel -> list of provider names
                     provider, one that cannot send on the channel, or a name twice
 communication.E013  RATE_LIMITS is malformed: not provider name -> messages per second > 0, or
                     an unknown provider
+communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
+                    UNSUBSCRIBE_LEGACY_TOKENS is not True or False
 communication.W001  AWS secret keys are stored in the database while DEBUG is off
 """
 
@@ -61,6 +63,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors += check_site_url(_setting("SITE_URL"))
     errors += check_topic_arns(_setting("SNS_TOPIC_ARNS"))
     errors += check_max_bytes(_setting("WEBHOOK_MAX_BYTES"))
+    errors += check_unsubscribe_tokens(
+        _setting("UNSUBSCRIBE_TOKEN_DAYS"), _setting("UNSUBSCRIBE_LEGACY_TOKENS")
+    )
     if not any(error.id == "communication.E004" for error in errors):
         errors += check_fallback(_setting("FALLBACK"))
         errors += check_rate_limits(_setting("RATE_LIMITS"))
@@ -233,6 +238,30 @@ def check_max_bytes(value: Any) -> list:
             )
         ]
     return []
+
+
+def check_unsubscribe_tokens(days: Any, legacy: Any) -> list:
+    errors = []
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0
+    ):
+        errors.append(
+            Error(
+                f"COMMUNICATION['UNSUBSCRIBE_TOKEN_DAYS'] must be a number of days > 0 or None, "
+                f"got {days!r}.",
+                hint="How long an unsubscribe link works; at least 30 (CAN-SPAM), 365 by default.",
+                id="communication.E014",
+            )
+        )
+    if not isinstance(legacy, bool):
+        errors.append(
+            Error(
+                "COMMUNICATION['UNSUBSCRIBE_LEGACY_TOKENS'] must be True or False, "
+                f"got {legacy!r}.",
+                id="communication.E014",
+            )
+        )
+    return errors
 
 
 def check_fallback(value: Any) -> list:

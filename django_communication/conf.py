@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "INBOUND_SENDER_RESOLVER": None,
     "FALLBACK": {},
     "RATE_LIMITS": {},
+    "UNSUBSCRIBE_TOKEN_DAYS": 365,
+    "UNSUBSCRIBE_LEGACY_TOKENS": True,
 }
 
 #: Message types a recipient may opt out of; transactional and alert messages always go out.
@@ -99,6 +101,16 @@ class CommunicationSettings:
     def rate_limits(self) -> dict[str, float]:
         """Provider name → maximum messages per second, shared by every process."""
         return self.get("RATE_LIMITS") or {}
+
+    @property
+    def unsubscribe_token_days(self) -> float | None:
+        """How many days an unsubscribe link works; None: for ever."""
+        value = self.get("UNSUBSCRIBE_TOKEN_DAYS")
+        return None if value is None else float(value)
+
+    @property
+    def unsubscribe_legacy_tokens(self) -> bool:
+        return bool(self.get("UNSUBSCRIBE_LEGACY_TOKENS"))
 
     def _callable(self, name: str) -> Callable[..., Any] | None:
         value = self.get(name)

@@ -100,3 +100,13 @@ class RecipientSuppressedError(CommunicationError):
 
 class RecipientOptedOutError(RecipientSuppressedError):
     """The recipient opted out of this message type on this channel (a RecipientSuppressedError)."""
+
+
+class InvalidUnsubscribeToken(CommunicationError, ValueError):
+    """An unsubscribe token that was not made by this site (cut short, altered, made under a
+    key no longer in ``SECRET_KEY`` / ``SECRET_KEY_FALLBACKS``) or names nothing one can opt
+    out of."""
+
+
+class ExpiredUnsubscribeToken(InvalidUnsubscribeToken):
+    """A genuine unsubscribe token older than ``COMMUNICATION["UNSUBSCRIBE_TOKEN_DAYS"]``."""

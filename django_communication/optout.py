@@ -1,17 +1,17 @@
-"""Opt-outs: signed unsubscribe links, List-Unsubscribe headers (RFC 8058), opt_out() / opt_in().
+"""Opt-outs: unsubscribe links, List-Unsubscribe headers (RFC 8058), opt_out() / opt_in().
 
 Recipients may opt out of the types in ``OPT_OUT_TYPES`` (announcements, reminders) per
 channel; transactional and alert messages always go out. Emails of those types carry, when
-``COMMUNICATION["SITE_URL"]`` is set, a signed link to the unsubscribe view (``unsubscribe_url``
-in the template context) and the ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers, so
-mail clients show a one-click "Unsubscribe".
+``COMMUNICATION["SITE_URL"]`` is set, a link to the unsubscribe view with an opaque token
+(``optout_tokens.py``; ``unsubscribe_url`` in the template context) and the
+``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers, so mail clients show a one-click
+"Unsubscribe".
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import NoReverseMatch, reverse
 
@@ -19,40 +19,15 @@ from .cache import block_cache
 from .conf import OPT_OUT_TYPES, comm_settings
 from .exceptions import ConfigurationError, InvalidArgumentError
 from .models import Channel, Direction, OptOut
+from .optout_tokens import make_token
 from .suppression import normalize
 
 if TYPE_CHECKING:
     from .models import Message
 
-SALT = "django_communication.unsubscribe"
-
 
 def can_opt_out(message_type: str) -> bool:
     return message_type in OPT_OUT_TYPES
-
-
-def make_token(channel: str, address: str, message_type: str) -> str:
-    """A signed, URL-safe token naming what to unsubscribe from. It never expires: an
-    unsubscribe link must work however old the email is."""
-    # A plain Signer, not dumps(): no timestamp, so the same recipient always gets the same link.
-    return signing.Signer(salt=SALT).sign_object(
-        [channel, normalize(channel, address), message_type]
-    )
-
-
-def read_token(token: str) -> tuple[str, str, str]:
-    """(channel, address, message_type) from a token; signing.BadSignature if forged."""
-    value = signing.Signer(salt=SALT).unsign_object(token)
-    if (
-        not isinstance(value, list)
-        or len(value) != 3
-        or not all(isinstance(part, str) for part in value)
-    ):
-        raise signing.BadSignature("Malformed unsubscribe token.")
-    channel, address, message_type = value
-    if channel not in Channel.values or not can_opt_out(message_type) or not address:
-        raise signing.BadSignature("Unsubscribe token names nothing one can opt out of.")
-    return channel, address, message_type
 
 
 def unsubscribe_url(channel: str, address: str, message_type: str) -> str | None:
@@ -116,3 +91,16 @@ def opt_in(address: str, channel: str, message_type: str) -> bool:
     ).delete()
     block_cache.clear()
     return bool(deleted)
+
+
+def masked(channel: str, address: str) -> str:
+    """Enough of an address for its owner to recognise it, too little to learn it from:
+    ``j•••@e•••.com``, ``+••••••••••56``. The unsubscribe pages show this, since whoever holds
+    a link (a forwarded email, an access log) may open them."""
+    if channel == Channel.EMAIL and "@" in address:
+        local, _, domain = address.rpartition("@")
+        name, _, suffix = domain.rpartition(".")
+        return f"{local[:1]}•••@{name[:1]}•••.{suffix}" if name else f"{local[:1]}•••@•••"
+    if len(address) <= 4:
+        return "•" * len(address)
+    return address[:1] + "•" * (len(address) - 3) + address[-2:]

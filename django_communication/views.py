@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from .conf import comm_settings
-from .optout import opt_out, read_token
+from .exceptions import ExpiredUnsubscribeToken, InvalidUnsubscribeToken
+from .optout import masked, opt_out
+from .optout_tokens import read_token
 from .tracking import MalformedEvent
 from .webhooks import dispatch, sns
 
@@ -63,14 +64,25 @@ def refused(status: int, reason: str) -> HttpResponse:
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET: a page with a button (link scanners prefetch GETs, so GET changes nothing).
     POST: the opt-out, from that button or from a mail client's RFC 8058 one-click request
-    (``List-Unsubscribe=One-Click``). The signed token is the authority; no CSRF token."""
+    (``List-Unsubscribe=One-Click``). The token is the authority; no CSRF token. The pages show
+    the address masked: whoever holds the link may open them."""
     if request.method not in ("GET", "HEAD", "POST"):
         return HttpResponseNotAllowed(["GET", "POST"])
     try:
         channel, address, message_type = read_token(token)
-    except signing.BadSignature:
-        return render(request, "django_communication/unsubscribe_invalid.html", status=400)
-    context = {"channel": channel, "address": address, "message_type": message_type}
+    except InvalidUnsubscribeToken as exc:
+        expired = isinstance(exc, ExpiredUnsubscribeToken)
+        return render(
+            request,
+            "django_communication/unsubscribe_invalid.html",
+            {"expired": expired},
+            status=410 if expired else 400,
+        )
+    context = {
+        "channel": channel,
+        "address": masked(channel, address),
+        "message_type": message_type,
+    }
     if request.method == "POST":
         one_click = request.POST.get("List-Unsubscribe") == "One-Click"
         opt_out(address, channel, message_type, source="one-click" if one_click else "link")
