@@ -98,10 +98,10 @@ class Phase:
 
 def pipelined_outcomes() -> int:
     try:
-        from django_communication.outcomes import OutcomeWriter
+        from django_communication.recorder import Recorder
     except ImportError:  # a checkout from before pipelined outcome writes
         return 0
-    return OutcomeWriter.pipelined
+    return Recorder.pipelined
 
 
 def profile_text(stats: pstats.Stats, title: str, top_cumulative=30, top_own=25) -> str:

@@ -17,8 +17,8 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from .query import get_messages_for_object
-    from .sending import send
+    from .references import get_messages_for_object
+    from .sending import SendRequest, send, send_many
 
 __all__ = [
     "CommunicationError",
@@ -28,21 +28,23 @@ __all__ = [
     "ProviderError",
     "RecipientOptedOutError",
     "RecipientSuppressedError",
+    "SendRequest",
     "TemplateNotFoundError",
     "TemplateRenderError",
     "get_messages_for_object",
     "send",
+    "send_many",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # send() needs the models, which cannot load before the app registry is ready.
-    if name == "send":
-        from .sending import send
+    if name in ("send", "send_many", "SendRequest"):
+        from . import sending
 
-        return send
+        return getattr(sending, name)
     if name == "get_messages_for_object":
-        from .query import get_messages_for_object
+        from .references import get_messages_for_object
 
         return get_messages_for_object
     raise AttributeError(f"module 'django_communication' has no attribute {name!r}")

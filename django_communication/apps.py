@@ -25,7 +25,7 @@ class CommunicationConfig(AppConfig):
             cache.template_cache.clear()
 
         def forget_blocks(**kwargs):
-            cache.block_cache.clear()
+            cache.suppression_cache.clear()
 
         def forget_on_setting_changed(setting, **kwargs):
             if setting in ("COMMUNICATION", "EMAIL_BACKEND", "TEMPLATES"):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .conf import comm_settings
 
 if TYPE_CHECKING:
+    from .models import CommunicationSettings
     from .providers.base import BaseProvider
 
 T = TypeVar("T")
@@ -115,18 +116,18 @@ settings_cache = TimedCache(maxsize=1)
 template_cache = TimedCache(maxsize=1000)
 provider_cache = ProviderCache()
 #: Whether any suppression or opt-out exists at all: send_many() skips its lookup when none does.
-block_cache = TimedCache(maxsize=1)
+suppression_cache = TimedCache(maxsize=1)
 
 
 def clear_all() -> None:
     settings_cache.clear()
     template_cache.clear()
     provider_cache.clear()
-    block_cache.clear()
+    suppression_cache.clear()
 
 
-def get_settings():
-    """The CommunicationSettings singleton, cached."""
+def settings_row() -> CommunicationSettings:
+    """The settings singleton (the row edited in the admin), cached."""
     from .models import CommunicationSettings
 
     return settings_cache.get("settings", CommunicationSettings.get_solo)

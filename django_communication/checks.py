@@ -28,22 +28,23 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS
-from .models import Channel, MessageType
-
-
-def _setting(name: str) -> Any:
-    return getattr(settings, "COMMUNICATION", {}).get(name, DEFAULTS[name])
+from .choices import Channel, MessageType
+from .conf import DEFAULTS, comm_settings
+from .exceptions import ConfigurationError
+from .models import CommunicationSettings
+from .providers.base import BaseProvider
+from .providers.registry import provider_class
 
 
 def check_settings(app_configs=None, **kwargs) -> list:
-    value = getattr(settings, "COMMUNICATION", {})
-    if not isinstance(value, dict):
-        return [Error("settings.COMMUNICATION must be a dict.", id="communication.E001")]
+    try:
+        unknown = comm_settings.unknown_names()
+    except ConfigurationError as exc:
+        return [Error(str(exc), id="communication.E001")]
     errors: list = []
-    unknown = sorted(set(value) - set(DEFAULTS))
     if unknown:
         errors.append(
             Error(
@@ -52,23 +53,25 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="communication.E001",
             )
         )
-    errors += check_routing(_setting("ROUTING"))
-    errors += check_resolver(_setting("RECIPIENT_RESOLVER"))
+    errors += check_routing(comm_settings.get("ROUTING"))
+    errors += check_resolver(comm_settings.get("RECIPIENT_RESOLVER"))
     errors += check_resolver(
-        _setting("INBOUND_SENDER_RESOLVER"), "INBOUND_SENDER_RESOLVER", "communication.E009"
+        comm_settings.get("INBOUND_SENDER_RESOLVER"),
+        "INBOUND_SENDER_RESOLVER",
+        "communication.E009",
     )
-    errors += check_providers(_setting("PROVIDERS"))
-    errors += check_phone_region(_setting("DEFAULT_PHONE_REGION"))
-    errors += check_cache_seconds(_setting("CACHE_SECONDS"))
-    errors += check_site_url(_setting("SITE_URL"))
-    errors += check_topic_arns(_setting("SNS_TOPIC_ARNS"))
-    errors += check_max_bytes(_setting("WEBHOOK_MAX_BYTES"))
+    errors += check_providers(comm_settings.get("PROVIDERS"))
+    errors += check_phone_region(comm_settings.get("DEFAULT_PHONE_REGION"))
+    errors += check_cache_seconds(comm_settings.get("CACHE_SECONDS"))
+    errors += check_site_url(comm_settings.get("SITE_URL"))
+    errors += check_topic_arns(comm_settings.get("SNS_TOPIC_ARNS"))
+    errors += check_max_bytes(comm_settings.get("WEBHOOK_MAX_BYTES"))
     errors += check_unsubscribe_tokens(
-        _setting("UNSUBSCRIBE_TOKEN_DAYS"), _setting("UNSUBSCRIBE_LEGACY_TOKENS")
+        comm_settings.get("UNSUBSCRIBE_TOKEN_DAYS"), comm_settings.get("UNSUBSCRIBE_LEGACY_TOKENS")
     )
     if not any(error.id == "communication.E004" for error in errors):
-        errors += check_fallback(_setting("FALLBACK"))
-        errors += check_rate_limits(_setting("RATE_LIMITS"))
+        errors += check_fallback(comm_settings.get("FALLBACK"))
+        errors += check_rate_limits(comm_settings.get("RATE_LIMITS"))
     return errors
 
 
@@ -115,8 +118,6 @@ def check_resolver(
 
 
 def check_providers(providers: Any) -> list:
-    from .providers.base import BaseProvider
-
     if not isinstance(providers, dict):
         return [
             Error(
@@ -265,9 +266,6 @@ def check_unsubscribe_tokens(days: Any, legacy: Any) -> list:
 
 
 def check_fallback(value: Any) -> list:
-    from .exceptions import ConfigurationError
-    from .providers.registry import provider_class
-
     def error(text: str) -> Error:
         return Error(
             f"COMMUNICATION['FALLBACK'] {text}",
@@ -300,9 +298,6 @@ def check_fallback(value: Any) -> list:
 
 
 def check_rate_limits(value: Any) -> list:
-    from .exceptions import ConfigurationError
-    from .providers.registry import provider_class
-
     def error(text: str) -> Error:
         return Error(
             f"COMMUNICATION['RATE_LIMITS'] {text}",
@@ -326,10 +321,11 @@ def check_rate_limits(value: Any) -> list:
 
 def check_urls(app_configs=None, **kwargs) -> list:
     """With SITE_URL set, announcement emails link to the unsubscribe view: it must resolve."""
-    from django.urls import NoReverseMatch, reverse
-
-    site_url = getattr(settings, "COMMUNICATION", {})
-    if not isinstance(site_url, dict) or not site_url.get("SITE_URL"):
+    try:
+        site_url = comm_settings.get("SITE_URL")
+    except ConfigurationError:  # E001 reports it
+        return []
+    if not site_url:
         return []
     try:
         reverse("django_communication:unsubscribe", args=["token"])
@@ -348,8 +344,6 @@ def check_stored_secrets(app_configs=None, **kwargs) -> list:
     """Warn when AWS secrets live in the database of a production deployment."""
     if settings.DEBUG:
         return []
-    from .models import CommunicationSettings
-
     try:
         config = CommunicationSettings.objects.filter(pk=1).first()
     except Exception:  # table not migrated yet, database unavailable or blocked in tests

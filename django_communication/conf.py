@@ -33,24 +33,25 @@ DEFAULTS: dict[str, Any] = {
     "UNSUBSCRIBE_LEGACY_TOKENS": True,
 }
 
-#: Message types a recipient may opt out of; transactional and alert messages always go out.
-OPT_OUT_TYPES = frozenset({"announcement", "reminder"})
 
+class CommunicationConf:
+    """Typed view of ``settings.COMMUNICATION`` with defaults, read by the runtime and the system
+    checks alike. (The settings singleton edited in the admin is the model
+    ``models.CommunicationSettings``.)"""
 
-class CommunicationSettings:
-    """Typed view of ``settings.COMMUNICATION`` with defaults."""
-
-    def _user(self) -> dict[str, Any]:
+    def user_settings(self) -> dict[str, Any]:
+        """``settings.COMMUNICATION`` as given; ConfigurationError if it is not a dict."""
         value = getattr(settings, "COMMUNICATION", {})
         if not isinstance(value, dict):
             raise ConfigurationError("settings.COMMUNICATION must be a dict.")
         return value
 
     def get(self, name: str) -> Any:
-        return self._user().get(name, DEFAULTS[name])
+        """The raw value of ``name`` (its default when unset), unvalidated."""
+        return self.user_settings().get(name, DEFAULTS[name])
 
     def unknown_names(self) -> list[str]:
-        return sorted(set(self._user()) - set(DEFAULTS))
+        return sorted(set(self.user_settings()) - set(DEFAULTS))
 
     @property
     def routing(self) -> dict[str, str]:
@@ -124,4 +125,4 @@ class CommunicationSettings:
             ) from exc
 
 
-comm_settings = CommunicationSettings()
+comm_settings = CommunicationConf()

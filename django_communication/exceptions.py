@@ -6,12 +6,10 @@ that generic handlers keep working.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from django.core.exceptions import ImproperlyConfigured
-
-if TYPE_CHECKING:
-    from .models import Message
+from django.db.models import Model
 
 
 class CommunicationError(Exception):
@@ -54,11 +52,9 @@ class ProviderError(CommunicationError):
 
     ``message`` is the saved, failed Message; ``retryable`` is True for outages, throttling and
     5xx answers, False for rejections that will fail again (a refused address, a bad request).
-    ``fell_through`` is True only inside send_many(), for a failure handed on to a fallback
-    provider (not recorded yet).
+    ``failures`` holds, when fallback providers (``FALLBACK``) were tried, each provider's
+    failure in order, this one last: what the Message records.
     """
-
-    fell_through = False
 
     def __init__(
         self,
@@ -66,7 +62,8 @@ class ProviderError(CommunicationError):
         *,
         retryable: bool,
         provider: str = "",
-        message: Message | None = None,
+        message: Model | None = None,
+        failures: Sequence[str] = (),
     ) -> None:
         super().__init__(description)
         self.description = description
@@ -74,6 +71,25 @@ class ProviderError(CommunicationError):
         self.permanent = not retryable
         self.provider = provider
         self.message = message
+        self.failures = tuple(failures)
+
+    @classmethod
+    def of(cls, exc: BaseException, provider: str, message: Model | None = None) -> ProviderError:
+        """What provider ``provider`` raised, as a ProviderError about ``message``: a
+        ProviderError keeps its description, retryability and failures; anything else is a
+        retryable failure described by its repr."""
+        if isinstance(exc, ProviderError):
+            error = cls(
+                exc.description,
+                retryable=exc.retryable,
+                provider=exc.provider or provider,
+                message=message,
+                failures=exc.failures,
+            )
+        else:
+            error = cls(repr(exc), retryable=True, provider=provider, message=message)
+        error.__cause__ = exc
+        return error
 
     def __str__(self) -> str:
         kind = "retryable" if self.retryable else "permanent"
@@ -92,7 +108,7 @@ class RecipientSuppressedError(CommunicationError):
 
     permanent = True
 
-    def __init__(self, reason: str, *, message: Message | None = None) -> None:
+    def __init__(self, reason: str, *, message: Model | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.message = message

@@ -1,76 +1,98 @@
 """Provider fallback: ``COMMUNICATION["FALLBACK"] = {"email": ["django"]}``.
 
-When the singleton's provider for a channel fails a message with a retryable error (an outage,
-throttling past its own retries, a 5xx), the message is handed to the next provider of the
-channel's list, and so on; a permanent error (a rejected address, a bad request) stops there.
-Failures that fell through are not written on their own: the message is written once, ``sent``
-by the provider that accepted it (``Message.provider``) with what failed before in
-``Message.error`` (``"ses: EndpointConnectionError: ... (retryable); sent by django"``), or
-``failed`` with every provider's error.
+``with_fallback()`` wraps the channel's provider in a ``FallbackProvider``: when a provider fails
+a message with a retryable error (an outage, throttling past its own retries, a 5xx), the next
+provider of the channel's list gets it, and so on; a permanent error (a rejected address, a bad
+request) stops there. The message is recorded once, ``sent`` by the provider that accepted it
+(``Message.provider``) with what failed before in ``Message.error`` (``"ses:
+EndpointConnectionError: ... (retryable); sent by django"``), or ``failed`` with every provider's
+error. A fallback that cannot be built (unknown, wrong channel) counts as a retryable failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
+from .conf import comm_settings
 from .exceptions import ConfigurationError, ProviderError
-from .models import MessageStatus
+from .providers.base import BaseProvider, Receipt
 from .providers.registry import provider_for_channel
+from .ratelimit import pacer
 
 if TYPE_CHECKING:
     from .models import Message
-    from .providers.base import BaseProvider
 
 
-def deliver_with_fallback(
-    messages: list[Message], provider: BaseProvider, names: Sequence[str]
-) -> list[Message | ProviderError]:
-    """deliver() through ``provider``, then each provider of ``names`` for the messages the
-    previous one failed retryably."""
-    from .sending import deliver, record
-
-    channel = messages[0].channel
-    chain = [name for name in dict.fromkeys(names) if name != provider.name]
-    outcomes = deliver(messages, provider, fall_through=bool(chain))
-    history: dict[int, str] = {}
-    last_tried = provider
-    for position, name in enumerate(chain):
-        waiting = [i for i, outcome in enumerate(outcomes) if fell_through(outcome)]
-        if not waiting:
-            break
-        for i in waiting:
-            history[i] = join(history.get(i), str(outcomes[i]))
-        try:
-            fallback = provider_for_channel(channel, name)
-        except ConfigurationError as exc:  # the next fallback is tried; see also the checks
-            for i in waiting:
-                outcomes[i] = ProviderError(
-                    str(exc), retryable=True, provider=name, message=messages[i]
-                )
-                outcomes[i].fell_through = True
-            continue
-        last_tried = fallback
-        again = deliver(
-            [messages[i] for i in waiting],
-            fallback,
-            fall_through=position < len(chain) - 1,
-            failed_before=[history[i] for i in waiting],
-        )
-        for i, outcome in zip(waiting, again, strict=True):
-            outcomes[i] = outcome
-    # Left over only when the last fallbacks could not be built: record them as failed.
-    for i, outcome in enumerate(outcomes):
-        if fell_through(outcome):
-            outcome.fell_through = False
-            error = join(history.get(i), str(outcome)) if i in history else outcome.description
-            record(messages[i], last_tried, status=MessageStatus.FAILED, error=error)
-    return outcomes
+def with_fallback(provider: BaseProvider, channel: str) -> BaseProvider:
+    """``provider``, wrapped in the channel's fallback chain if ``FALLBACK`` names one."""
+    fallback = comm_settings.fallback
+    names = fallback.get(channel) if fallback else None
+    chain = [name for name in dict.fromkeys(names or ()) if name != provider.name]
+    return FallbackProvider(provider, channel, chain) if chain else provider
 
 
-def fell_through(outcome: object) -> bool:
-    return isinstance(outcome, ProviderError) and getattr(outcome, "fell_through", False)
+class FallbackProvider(BaseProvider):
+    """``primary``, then the providers ``names`` (built, opened and rate-limited when first
+    needed) for each message the one before failed retryably. Its ``name`` is the primary's."""
 
+    def __init__(self, primary: BaseProvider, channel: str, names: Sequence[str]) -> None:
+        super().__init__(primary.config)
+        self.primary, self.channel, self.names = primary, channel, list(names)
+        self.name = primary.name
+        self._stack: ExitStack | None = None
+        self._opened: set[str] = set()
 
-def join(before: str | None, failure: str) -> str:
-    return f"{before}; {failure}" if before else failure
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            stack.enter_context(self.primary.session())
+            self._stack, self._opened = stack, set()
+            try:
+                yield
+            finally:
+                self._stack = None
+
+    def prepare(self, message: Message) -> None:
+        self.primary.prepare(message)
+
+    def send(self, message: Message) -> Receipt:
+        failures: list[str] = []
+        last: ProviderError | None = None
+        for name in [self.primary.name, *self.names]:
+            try:
+                provider = self.primary if name == self.primary.name else self.fallback(name)
+            except ConfigurationError as exc:
+                failures.append(str(ProviderError(str(exc), retryable=True, provider=name)))
+                continue
+            try:
+                answer = provider.send(message)
+            except Exception as exc:
+                last = ProviderError.of(exc, provider.name)
+                failures.append(str(last))
+                if not last.retryable:
+                    break
+                continue
+            if isinstance(answer, Receipt):
+                answer = answer.message_id
+            return Receipt(str(answer or ""), provider.name, tuple(failures))
+        assert last is not None  # the primary was tried
+        raise ProviderError(
+            last.description,
+            retryable=last.retryable,
+            provider=last.provider,
+            failures=failures if len(failures) > 1 else (),
+        ) from last
+
+    def fallback(self, name: str) -> BaseProvider:
+        """The fallback ``name``, its session opened for the rest of this one, its send slot
+        (RATE_LIMITS) taken."""
+        provider = provider_for_channel(self.channel, name)
+        if self._stack is not None and name not in self._opened:
+            self._stack.enter_context(provider.session())
+            self._opened.add(name)
+        pace = pacer(name)
+        if pace is not None:
+            pace()
+        return provider

@@ -20,12 +20,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from .conf import OPT_OUT_TYPES, comm_settings
-from .models import Channel, Direction, EventType, Message, MessageEvent, MessageStatus
+from .choices import OPT_OUT_TYPES, Channel, Direction, EventType, MessageStatus
+from .conf import comm_settings
+from .models import Message, MessageEvent
 from .optout import opt_in, opt_out
+from .references import is_saved, link
 from .signals import fire, message_received
-from .timestamps import parse_timestamp
-from .tracking import MalformedEvent
+from .tracking import MalformedEvent, parse_timestamp
 
 
 def record_email(payload: dict[str, Any], notification_id: str, sent: datetime) -> Message | None:
@@ -100,8 +101,6 @@ def save(
     message: Message, payload: dict[str, Any], notification_id: str, sender: str
 ) -> Message | None:
     """Save a new inbound message and its history row; None if it was recorded before."""
-    from .sending import is_saved, link
-
     resolver = comm_settings.inbound_sender_resolver
     if resolver is not None and sender:
         found = resolver(sender, message.channel)  # SNS gives phone numbers in E.164

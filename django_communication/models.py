@@ -1,40 +1,40 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from email.utils import formataddr
+from types import MappingProxyType
+
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from solo.models import SingletonModel
 
-from .base_models import TimestampedModel
+from .base_models import UUIDTimestampedModel
+from .choices import (  # re-exported: the choices have always been importable from here
+    Channel,
+    Direction,
+    EventType,
+    MessageStatus,
+    MessageType,
+    SuppressionReason,
+)
 
-
-class Channel(models.TextChoices):
-    EMAIL = "email", _("Email")
-    SMS = "sms", _("SMS")
-
-
-class MessageType(models.TextChoices):
-    TRANSACTIONAL = "transactional", _("Transactional")
-    REMINDER = "reminder", _("Reminder")
-    ALERT = "alert", _("Alert")
-    ANNOUNCEMENT = "announcement", _("Announcement")
-
-
-class MessageStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    SENT = "sent", _("Sent")
-    FAILED = "failed", _("Failed")
-    DELIVERED = "delivered", _("Delivered")
-    BOUNCED = "bounced", _("Bounced")
-    COMPLAINED = "complained", _("Complained")
-    SUPPRESSED = "suppressed", _("Suppressed")
-    RECEIVED = "received", _("Received")
-
-
-class Direction(models.TextChoices):
-    OUTBOUND = "outbound", _("Outbound")
-    INBOUND = "inbound", _("Inbound")
+__all__ = [
+    "Channel",
+    "CommunicationSettings",
+    "Direction",
+    "EventType",
+    "Message",
+    "MessageEvent",
+    "MessageStatus",
+    "MessageTemplate",
+    "MessageType",
+    "OptOut",
+    "SendRateSlot",
+    "Suppression",
+    "SuppressionReason",
+]
 
 
 class CommunicationSettings(SingletonModel):
@@ -76,18 +76,11 @@ class CommunicationSettings(SingletonModel):
     @property
     def email_from(self) -> str:
         if self.email_from_name:
-            from email.utils import formataddr
-
             return formataddr((self.email_from_name, self.email_from_address))
         return self.email_from_address
 
-    def clean(self) -> None:
-        from .providers.registry import validate_provider_choice
 
-        validate_provider_choice(self)
-
-
-class MessageTemplate(TimestampedModel):
+class MessageTemplate(UUIDTimestampedModel):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     message_type = models.CharField(
@@ -108,13 +101,8 @@ class MessageTemplate(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.name} ({self.key})"
 
-    def clean(self) -> None:
-        from .rendering import validate_template_fields
 
-        validate_template_fields(self)
-
-
-class Message(TimestampedModel):
+class Message(UUIDTimestampedModel):
     """The audit log: one row per message sent or received, bodies as rendered."""
 
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -188,33 +176,10 @@ class Message(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.channel} to {self.to_address} ({self.status})"
 
-    @property
-    def extra_headers(self) -> dict[str, str]:
-        """Headers a provider adds to this email beyond From/To/Subject: ``List-Unsubscribe`` and
-        ``List-Unsubscribe-Post`` (RFC 8058) on announcement emails when ``SITE_URL`` is set.
-        Computed, not stored; empty for SMS and inbound messages."""
-        from .optout import list_unsubscribe_headers
-
-        return list_unsubscribe_headers(self)
-
-
-class EventType(models.TextChoices):
-    """What a status history row records. SES event publishing types keep their SES names."""
-
-    SEND = "send", _("Send")
-    DELIVERY = "delivery", _("Delivery")
-    BOUNCE = "bounce", _("Bounce")
-    COMPLAINT = "complaint", _("Complaint")
-    REJECT = "reject", _("Reject")
-    DELIVERY_DELAY = "delivery_delay", _("Delivery delay")
-    RENDERING_FAILURE = "rendering_failure", _("Rendering failure")
-    OPEN = "open", _("Open")
-    CLICK = "click", _("Click")
-    SUBSCRIPTION = "subscription", _("Subscription")
-    SMS_DELIVERED = "sms_delivered", _("SMS delivered")
-    SMS_FAILED = "sms_failed", _("SMS failed")
-    SMS_STATUS = "sms_status", _("SMS status")
-    RECEIVED = "received", _("Received")
+    #: Headers a provider adds to this email beyond From/To/Subject: ``List-Unsubscribe`` and
+    #: ``List-Unsubscribe-Post`` (RFC 8058) on announcement emails when ``SITE_URL`` is set.
+    #: Set when send() builds the message, not stored; empty for SMS and inbound messages.
+    extra_headers: Mapping[str, str] = MappingProxyType({})
 
 
 class MessageEvent(models.Model):
@@ -246,12 +211,6 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
-
-
-class SuppressionReason(models.TextChoices):
-    BOUNCE = "bounce", _("Permanent bounce")
-    COMPLAINT = "complaint", _("Complaint")
-    MANUAL = "manual", _("Added by staff")
 
 
 class Suppression(models.Model):

@@ -10,20 +10,16 @@ channel; transactional and alert messages always go out. Emails of those types c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import IntegrityError, transaction
 from django.urls import NoReverseMatch, reverse
 
-from .cache import block_cache
-from .conf import OPT_OUT_TYPES, comm_settings
+from .cache import suppression_cache
+from .choices import OPT_OUT_TYPES, Channel
+from .conf import comm_settings
 from .exceptions import ConfigurationError, InvalidArgumentError
-from .models import Channel, Direction, OptOut
+from .models import OptOut
 from .optout_tokens import make_token
-from .suppression import normalize
-
-if TYPE_CHECKING:
-    from .models import Message
+from .recipients import comparable_address
 
 
 def can_opt_out(message_type: str) -> bool:
@@ -47,11 +43,9 @@ def unsubscribe_url(channel: str, address: str, message_type: str) -> str | None
     return site_url + path
 
 
-def list_unsubscribe_headers(message: Message) -> dict[str, str]:
-    """RFC 2369 / RFC 8058 headers for an outbound email that can be opted out of."""
-    if message.channel != Channel.EMAIL or message.direction != Direction.OUTBOUND:
-        return {}
-    url = unsubscribe_url(message.channel, message.to_address, message.message_type)
+def unsubscribe_headers(url: str | None) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for an outbound email whose unsubscribe URL is ``url``; none
+    without one."""
     if url is None:
         return {}
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
@@ -67,7 +61,7 @@ def opt_out(address: str, channel: str, message_type: str, *, source: str = "api
         raise InvalidArgumentError(
             f"{message_type!r} messages cannot be opted out of; only {allowed} can."
         )
-    address = normalize(channel, address)
+    address = comparable_address(channel, address)
     if not address:
         raise InvalidArgumentError("An opt-out needs an address.")
     try:
@@ -80,16 +74,16 @@ def opt_out(address: str, channel: str, message_type: str, *, source: str = "api
             )
     except IntegrityError:  # the same opt-out, concurrently
         created = False
-    block_cache.clear()
+    suppression_cache.clear()
     return created
 
 
 def opt_in(address: str, channel: str, message_type: str) -> bool:
     """Remove an opt-out; True if there was one."""
     deleted, _ = OptOut.objects.filter(
-        channel=channel, address=normalize(channel, address), message_type=message_type
+        channel=channel, address=comparable_address(channel, address), message_type=message_type
     ).delete()
-    block_cache.clear()
+    suppression_cache.clear()
     return bool(deleted)
 
 

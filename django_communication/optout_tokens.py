@@ -26,10 +26,10 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
-from .conf import OPT_OUT_TYPES, comm_settings
+from .choices import OPT_OUT_TYPES, Channel
+from .conf import comm_settings
 from .exceptions import ExpiredUnsubscribeToken, InvalidUnsubscribeToken
-from .models import Channel
-from .suppression import normalize
+from .recipients import comparable_address
 
 VERSION = b"\x01"
 KEY_SALT = "django_communication.optout_tokens"
@@ -42,7 +42,7 @@ LEGACY_SALT = "django_communication.unsubscribe"
 
 def make_token(channel: str, address: str, message_type: str) -> str:
     """The token naming what to unsubscribe from: URL-safe base64, no padding."""
-    value = [channel, normalize(channel, address), message_type, today()]
+    value = [channel, comparable_address(channel, address), message_type, today()]
     plain = json.dumps(value, separators=(",", ":")).encode()
     plain += b" " * (-len(plain) % BLOCK)  # JSON ignores trailing spaces
     sealed = AESSIV(key(settings.SECRET_KEY)).encrypt(plain, [VERSION])

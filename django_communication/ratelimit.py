@@ -49,13 +49,21 @@ _RESERVE_SQL = {
 _NOW_SQL = {"postgresql": "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"}
 
 
+def send_intervals() -> dict[str, float]:
+    """Provider name → seconds between two of its send slots, for the providers RATE_LIMITS
+    limits (empty without limits)."""
+    limits = comm_settings.rate_limits
+    return (
+        {name: (1 + GUARD) / float(rate) for name, rate in limits.items() if rate} if limits else {}
+    )
+
+
 def pacer(provider_name: str) -> Callable[[], None] | None:
     """A function that waits for the provider's next send slot, or None if it has no limit."""
-    limits = comm_settings.rate_limits
-    rate = limits.get(provider_name) if limits else None
-    if not rate:
+    interval = send_intervals().get(provider_name)
+    if interval is None:
         return None
-    return partial(wait_for_slot, provider_name, (1 + GUARD) / float(rate))
+    return partial(wait_for_slot, provider_name, interval)
 
 
 def wait_for_slot(provider_name: str, interval: float) -> None:

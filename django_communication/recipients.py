@@ -1,5 +1,6 @@
-"""The recipient's address on a channel: from ``to.email`` / ``to.phone``, a plain string, or
-``COMMUNICATION["RECIPIENT_RESOLVER"]``; validated and normalised (phones to E.164)."""
+"""Addresses: the recipient's on a channel (from ``to.email`` / ``to.phone``, a plain string, or
+``COMMUNICATION["RECIPIENT_RESOLVER"]``), validated and cleaned (phones to E.164) by
+``clean_address``; ``comparable_address`` is the form suppressions and opt-outs store."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from .choices import Channel
 from .conf import comm_settings
 from .exceptions import InvalidRecipientError
-from .models import Channel
 
 ADDRESS_ATTRIBUTE = {Channel.EMAIL: "email", Channel.SMS: "phone"}
 
@@ -30,20 +31,21 @@ def resolve_address(to: Any, channel: str) -> str:
         raw = getattr(to, ADDRESS_ATTRIBUTE[channel], None)
     if not raw or not str(raw).strip():
         raise InvalidRecipientError(f"Recipient {to!r} has no {channel} address.")
-    return normalise_address(str(raw).strip(), channel)
+    return clean_address(str(raw).strip(), channel)
 
 
-def normalise_address(address: str, channel: str) -> str:
+def clean_address(address: str, channel: str) -> str:
+    """A valid address for ``channel`` (phones in E.164), or InvalidRecipientError."""
     if channel == Channel.EMAIL:
         try:
             validate_email(address)
         except ValidationError:
             raise InvalidRecipientError(f"Invalid email address {address!r}.") from None
         return address
-    return normalise_phone(address)
+    return clean_phone(address)
 
 
-def normalise_phone(number: str) -> str:
+def clean_phone(number: str) -> str:
     region = comm_settings.default_phone_region
     try:
         parsed = phonenumbers.parse(number, region)
@@ -57,3 +59,10 @@ def normalise_phone(number: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidRecipientError(f"Invalid sms phone number {number!r}: not a valid number.")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def comparable_address(channel: str, address: str) -> str:
+    """The form addresses are stored and compared in by suppressions and opt-outs: emails
+    lower-cased, phones as given (send() already cleaned them to E.164)."""
+    address = address.strip()
+    return address.lower() if channel == Channel.EMAIL else address

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template
 
 from .cache import template_cache
+from .choices import Channel
 from .exceptions import TemplateNotFoundError, TemplateRenderError
-from .models import Channel, MessageTemplate
+from .models import MessageTemplate
 
 
 def engine() -> Engine:
@@ -83,15 +84,15 @@ def get_template(key: str) -> CompiledTemplate:
     return template_cache.get(key, load)
 
 
-def validate_template_fields(row: MessageTemplate) -> None:
+def template_errors(row: MessageTemplate) -> dict[str, str]:
+    """Field name → why it does not compile, for the fields of ``row`` that do not."""
     errors = {}
     for field in ALL_FIELDS:
         try:
             compile_field(row, field)
         except TemplateRenderError as exc:
             errors[field] = str(exc)
-    if errors:
-        raise ValidationError(errors)
+    return errors
 
 
 def flatten_subject(subject: str) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .cache import get_settings
+from .cache import settings_row
+from .choices import Channel, MessageType
 from .conf import comm_settings
 from .exceptions import InvalidArgumentError
-from .models import Channel, MessageType
 
 CHANNELS = frozenset(Channel.values)
 MESSAGE_TYPES = frozenset(MessageType.values)
@@ -35,4 +35,4 @@ def choose_channel(channel: str | None, message_type: str | None) -> str:
         routed = comm_settings.routing.get(validate_message_type(message_type))
         if routed:
             return validate_channel(routed)
-    return get_settings().default_channel
+    return settings_row().default_channel

@@ -1,53 +1,42 @@
 """The suppression list and opt-outs as send_many() sees them: two queries per batch at most,
 none at all while neither table has a row.
 
-``find_blocked(messages)`` says which unsaved or retried messages must not go out and why;
+``find_suppressed(messages)`` says which unsaved or retried messages must not go out and why;
 ``suppress()`` adds an address to the list (permanent bounces, complaints, staff).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from .cache import block_cache
-from .conf import OPT_OUT_TYPES
-from .models import Channel, Message, OptOut, Suppression
-
-#: Prefix of ``Message.error`` for a message held back by an opt-out (vs. the suppression list).
-OPTED_OUT = "Opted out"
-SUPPRESSED = "Suppressed"
+from .cache import suppression_cache
+from .choices import OPT_OUT_TYPES
+from .exceptions import RecipientOptedOutError, RecipientSuppressedError
+from .models import Message, OptOut, Suppression
+from .recipients import comparable_address
 
 
-@dataclass(frozen=True)
-class Block:
-    reason: str
-    opted_out: bool
-
-
-def normalize(channel: str, address: str) -> str:
-    """The form addresses are stored and compared in: emails lower-cased, phones as given
-    (send() already normalised them to E.164)."""
-    address = address.strip()
-    return address.lower() if channel == Channel.EMAIL else address
-
-
-def any_blocks() -> bool:
+def anything_suppressed() -> bool:
     """Whether any suppression or opt-out exists, cached per process for CACHE_SECONDS (a save
     in this process clears it at once)."""
-    return block_cache.get("any", lambda: Suppression.objects.exists() or OptOut.objects.exists())
+    return suppression_cache.get(
+        "any", lambda: Suppression.objects.exists() or OptOut.objects.exists()
+    )
 
 
-def find_blocked(messages: Sequence[Message]) -> dict[int, Block]:
-    """``{id(message): Block}`` for the messages whose address is suppressed on their channel or
-    opted out of their message type. Two queries for the whole batch (none if nothing is blocked
-    anywhere). Not a UNION: Django 4.2 orders a values_list()'s constant columns differently."""
+def find_suppressed(messages: Sequence[Message]) -> list[RecipientSuppressedError | None]:
+    """For each message, in order: None if it may go out, else the error that holds it back — a
+    RecipientSuppressedError (its address is on the suppression list of its channel) or a
+    RecipientOptedOutError (its address opted out of its message type). Two queries for the
+    whole batch, none while nothing is suppressed anywhere. Not a UNION: Django 4.2 orders a
+    values_list()'s constant columns differently."""
+    found: list[RecipientSuppressedError | None] = [None] * len(messages)
     outbound = [m for m in messages if m.to_address]
-    if not outbound or not any_blocks():
-        return {}
-    addresses = {normalize(m.channel, m.to_address) for m in outbound}
+    if not outbound or not anything_suppressed():
+        return found
+    addresses = {comparable_address(m.channel, m.to_address) for m in outbound}
     types = {m.message_type for m in outbound if m.message_type in OPT_OUT_TYPES}
     rows = (
         Suppression.objects.filter(address__in=addresses)
@@ -62,21 +51,21 @@ def find_blocked(messages: Sequence[Message]) -> dict[int, Block]:
             .order_by()
             .values_list("channel", "address", "message_type")
         )
-    found: dict[int, Block] = {}
-    for message in outbound:
-        key = (message.channel, normalize(message.channel, message.to_address))
-        if key in suppressed:
-            label = dict(Suppression._meta.get_field("reason").choices).get(
-                suppressed[key], suppressed[key]
+    labels = dict(Suppression._meta.get_field("reason").choices)
+    for position, message in enumerate(messages):
+        if not message.to_address:
+            continue
+        channel, address = message.channel, comparable_address(message.channel, message.to_address)
+        if (channel, address) in suppressed:
+            reason = suppressed[(channel, address)]
+            found[position] = RecipientSuppressedError(
+                f"Suppressed: {address} is on the suppression list ({labels.get(reason, reason)}).",
+                message=message,
             )
-            found[id(message)] = Block(
-                f"{SUPPRESSED}: {key[1]} is on the suppression list ({label}).", False
-            )
-        elif (*key, message.message_type) in opted_out:
-            found[id(message)] = Block(
-                f"{OPTED_OUT}: {key[1]} opted out of {message.message_type} messages by "
-                f"{message.channel}.",
-                True,
+        elif (channel, address, message.message_type) in opted_out:
+            found[position] = RecipientOptedOutError(
+                f"Opted out: {address} opted out of {message.message_type} messages by {channel}.",
+                message=message,
             )
     return found
 
@@ -91,7 +80,7 @@ def suppress(
 ) -> Suppression | None:
     """Add ``address`` to the suppression list; return the new row, or None if it was there
     already (the first reason is kept)."""
-    address = normalize(channel, address)
+    address = comparable_address(channel, address)
     if not address:
         return None
     if Suppression.objects.filter(channel=channel, address=address).exists():
@@ -107,5 +96,5 @@ def suppress(
             )
     except IntegrityError:  # a concurrent notification added it first
         return None
-    block_cache.clear()
+    suppression_cache.clear()
     return row

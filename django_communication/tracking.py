@@ -11,24 +11,18 @@ SNS delivers at least once and in any order, so:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import (
-    Channel,
-    Direction,
-    EventType,
-    Message,
-    MessageEvent,
-    MessageStatus,
-    SuppressionReason,
-)
+from .choices import Channel, Direction, EventType, MessageStatus, SuppressionReason
+from .models import Message, MessageEvent
+from .recipients import comparable_address
 from .signals import address_suppressed, fire, message_status_changed
-from .suppression import normalize, suppress
+from .suppression import suppress
 
 #: Statuses an event may move a message to, by precedence. A message moves only upwards.
 RANK = {
@@ -83,6 +77,26 @@ class MalformedEvent(ValueError):
     """A verified notification whose payload is not what its type promises."""
 
 
+def parse_timestamp(value: Any, default: datetime | None = None) -> datetime | None:
+    """A provider timestamp (ISO 8601, SNS log format, epoch milliseconds) as an aware datetime;
+    ``default`` if it is none of those."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return default
+    if not isinstance(value, str) or not value:
+        return default
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return default
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @dataclass
 class Event:
     """A provider event, normalised: which message, what happened, when."""
@@ -101,8 +115,6 @@ class Event:
 
 def ses_event(kind: str, payload: dict[str, Any], notification_id: str, sent: datetime) -> Event:
     """An Event from an SES event-publishing record or feedback notification."""
-    from .timestamps import parse_timestamp
-
     mail = payload.get("mail")
     if not isinstance(mail, dict) or not isinstance(mail.get("messageId"), str):
         raise MalformedEvent("SES event without mail.messageId.")
@@ -154,8 +166,6 @@ def sms_event(payload: dict[str, Any], notification_id: str, sent: datetime) -> 
     (``notification.messageId``, ``status`` ``SUCCESS`` / ``FAILURE``). Either matches only
     where its message id is the one the provider returned.
     """
-    from .timestamps import parse_timestamp
-
     kind = payload.get("eventType")
     if isinstance(kind, str) and kind.startswith("TEXT_"):
         message_id = payload.get("messageId")
@@ -245,7 +255,7 @@ def apply(event: Event) -> Event:
             source = messages[0] if messages else None
             # In one order everywhere: two bounces listing [a, b] and [b, a] would otherwise
             # each hold one unique-index entry and wait for the other's (a deadlock).
-            for address in sorted({normalize(event.channel, a) for a in addresses}):
+            for address in sorted({comparable_address(event.channel, a) for a in addresses}):
                 row = suppress(
                     event.channel, address, reason, source_message=source, detail=event.detail
                 )

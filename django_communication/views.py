@@ -16,7 +16,7 @@ from .exceptions import ExpiredUnsubscribeToken, InvalidUnsubscribeToken
 from .optout import masked, opt_out
 from .optout_tokens import read_token
 from .tracking import MalformedEvent
-from .webhooks import dispatch, sns
+from .webhooks import notifications, sns
 
 logger = logging.getLogger("django_communication")
 
@@ -44,7 +44,7 @@ def sns_webhook(request: HttpRequest) -> HttpResponse:
         return refused(413, f"body longer than WEBHOOK_MAX_BYTES {limit}")
     try:
         message = sns.parse(body, comm_settings.sns_topic_arns)
-        outcome = dispatch.handle(message)
+        outcome = notifications.handle(message)
     except sns.RejectedNotification as exc:
         return refused(exc.status, exc.reason)
     except MalformedEvent as exc:

@@ -19,7 +19,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_communication.admin import admin_change_url, object_link
+from django_communication.admin.helpers import admin_change_url, object_link
 
 from .health import OutboxHealth, format_seconds, outbox_health
 from .models import OutboxEvent, OutboxStatus

@@ -21,7 +21,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Warning
 
-from django_communication.models import Channel, MessageType
+from django_communication.choices import Channel, MessageType
 
 from .conf import DEFAULTS, RULE_KEYS, Rule
 

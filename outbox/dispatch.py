@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from django_communication.sending import SendRequest, send_many
+from django_communication import SendRequest, send_many
 
 from .conf import Rule
 from .outcomes import EventOutcome

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_communication.base_models import TimestampedModel
+from django_communication.base_models import UUIDTimestampedModel
 
 
 class OutboxStatus(models.TextChoices):
@@ -16,7 +16,7 @@ class OutboxStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
-class OutboxEvent(TimestampedModel):
+class OutboxEvent(UUIDTimestampedModel):
     """One thing that happened, written in the producer's transaction, waiting for the relay.
 
     A claimed event stays ``pending``: the claim moves ``available_at`` forward by the lease and

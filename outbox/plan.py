@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 
-from django_communication.sending import SendRequest
+from django_communication import SendRequest
 
 from .conf import Rule, outbox_settings
 from .models import OutboxEvent

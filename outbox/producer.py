@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
 from django_communication.exceptions import InvalidArgumentError
+from django_communication.idempotency import insert_or_fetch
+from django_communication.references import is_saved, link
 from django_communication.routing import validate_channel
 
 from .exceptions import InvalidEventError
@@ -255,16 +256,12 @@ def next_sequence() -> int:
 
 
 def reference(event: OutboxEvent, prefix: str, obj: models.Model | None) -> None:
-    if obj is None:
-        return
-    # _state.adding: a default primary key (a UUID) is set before the first save.
-    if not isinstance(obj, models.Model) or obj.pk is None or obj._state.adding:
+    if obj is not None and not is_saved(obj):
         argument = "to" if prefix == "to" else "related_object"
         raise InvalidEventError(
             f"emit({argument}=...) must be a saved model instance, got {obj!r}."
         )
-    setattr(event, f"{prefix}_content_type", ContentType.objects.get_for_model(obj))
-    setattr(event, f"{prefix}_object_id", str(obj.pk))
+    link(event, prefix, obj)
 
 
 def check_serialisable(context: Any) -> None:
@@ -314,9 +311,6 @@ def insert_once(event: OutboxEvent, using: str) -> OutboxEvent:
     existing = events.filter(idempotency_key=event.idempotency_key).first()
     if existing is not None:
         return existing
-    try:
-        with transaction.atomic(using=using):
-            insert(event, using)
-    except IntegrityError:
-        return events.get(idempotency_key=event.idempotency_key)
-    return event
+    return insert_or_fetch(
+        event, "idempotency_key", using=using, insert=lambda: insert(event, using)
+    )

@@ -12,8 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from django_communication.conf import comm_settings
-from django_communication.ratelimit import GUARD
+from django_communication.ratelimit import send_intervals
 
 from .async_commit import relaxed_commits
 from .claim import claim
@@ -52,11 +51,10 @@ def drain(
 def lease_safe_batch_size(requested: int) -> int:
     """``requested``, or fewer events when the slowest send-rate limit (RATE_LIMITS) could not
     send a whole batch within half of LEASE_SECONDS: a lease must outlast its batch."""
-    limits = comm_settings.rate_limits
-    if not limits:
+    intervals = send_intervals()
+    if not intervals:
         return requested
-    slowest = min(float(rate) for rate in limits.values())
-    fits = int(outbox_settings.lease_seconds / 2 * slowest / (1 + GUARD))
+    fits = int(outbox_settings.lease_seconds / 2 / max(intervals.values()))
     return max(1, min(requested, fits))
 
 

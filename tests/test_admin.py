@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
-from django_communication.admin import render_preview
+from django_communication.admin.templates import render_preview
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 
 from django_communication.models import Message, MessageStatus
-from django_communication.outcomes import OutcomeWriter
 from django_communication.providers.django_mail import DjangoMailProvider
+from django_communication.recorder import Recorder
 from django_communication.sending import SendRequest, send_many
 from django_communication.signals import message_sent
 from outbox.async_commit import relax_sqlite
@@ -63,12 +63,12 @@ def test_each_outcome_is_committed_before_the_next_provider_call(scripted):
 
 
 def test_a_batch_pipelines_its_outcomes_on_postgresql_only(scripted):
-    before = OutcomeWriter.pipelined
+    before = Recorder.pipelined
     send_many(requests(4))
-    pipelined = OutcomeWriter.pipelined - before
+    pipelined = Recorder.pipelined - before
     assert pipelined == (4 if connection.vendor == "postgresql" else 0)
     send_many(requests(1))  # a single message has nothing to overlap: a plain UPDATE
-    assert OutcomeWriter.pipelined - before == pipelined
+    assert Recorder.pipelined - before == pipelined
     rows = Message.objects.filter(status=MessageStatus.SENT)
     assert rows.count() == 5 and all(row.provider == "scripted" for row in rows)
 
@@ -91,7 +91,7 @@ def test_a_failed_pipelined_write_raises_and_the_connection_stays_usable(scripte
     if connection.vendor != "postgresql":
         pytest.skip("pipelined writes are PostgreSQL's")
     [message] = send_many(requests(1))
-    with OutcomeWriter(pipeline=True) as writer:
+    with Recorder(pipeline=True) as writer:
         assert writer.pgconn is not None
         writer.write(message, {"provider": "x" * 101, "updated_at": timezone.now()})
         with pytest.raises(DatabaseError, match="too long"):

@@ -20,7 +20,7 @@ RELOADS = 40
 
 @pytest.fixture
 def aws_config(comm_config, moto_server, settings):
-    # CACHE_SECONDS = 0: every get_settings() loads a new row object, as each reload does.
+    # CACHE_SECONDS = 0: every settings_row() loads a new row object, as each reload does.
     settings.COMMUNICATION = {"CACHE_SECONDS": 0}
     comm_config.email_provider = "ses"
     comm_config.sms_provider = "sns"
@@ -119,5 +119,5 @@ def test_timed_cache_drops_expired_entries_and_stays_under_its_size(settings):
 
 
 def test_every_module_cache_is_bounded():
-    for timed in (cache.settings_cache, cache.template_cache, cache.block_cache):
+    for timed in (cache.settings_cache, cache.template_cache, cache.suppression_cache):
         assert 0 < timed.maxsize <= 1000

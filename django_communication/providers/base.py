@@ -12,6 +12,9 @@ built once (in ``__init__`` or lazily) and reused.
             response = my_client.post(to=message.to_address, text=message.body_text)
             return response["id"]
 
+``send()`` may return a ``Receipt`` instead of the bare id, to say that another provider
+accepted the message (the fallback chain does).
+
 A provider that holds connections releases them in ``close()``, called when a settings change
 replaces the instance. A provider may also define ``prepare(message)``: the side-effect-free
 part of sending (building the request), which the relay runs while the previous outcome is
@@ -23,22 +26,33 @@ Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from ..models import Channel
+from ..choices import Channel
 
 if TYPE_CHECKING:
     from ..models import CommunicationSettings, Message
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's acceptance of a message: its id for the message, which provider accepted it,
+    and what failed on the providers tried before (a fallback chain)."""
+
+    message_id: str
+    provider: str
+    failures: tuple[str, ...] = ()
+
+
 class BaseProvider:
-    name: ClassVar[str] = ""
+    name: str = ""
     channels: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: CommunicationSettings) -> None:
         self.config = config
 
-    def send(self, message: Message) -> str:
+    def send(self, message: Message) -> str | Receipt:
         raise NotImplementedError(f"{type(self).__name__} must implement send(message).")
 
     def prepare(self, message: Message) -> None:

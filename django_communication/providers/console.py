@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, TextIO
 
-from ..models import Channel
+from ..choices import Channel
 from .base import BaseProvider
 
 if TYPE_CHECKING:

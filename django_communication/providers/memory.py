@@ -13,7 +13,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
-from ..models import Channel
+from ..choices import Channel
 from .base import BaseProvider
 
 if TYPE_CHECKING:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
-from ..cache import get_settings, provider_cache
+from ..cache import provider_cache, settings_row
 from ..conf import comm_settings
 from ..exceptions import ConfigurationError
 
@@ -46,7 +45,7 @@ def provider_class(name: str) -> type[BaseProvider]:
 def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
     """The configured provider instance for a channel (or the provider ``name``, a fallback),
     built again only when the settings row changes."""
-    config = get_settings()
+    config = settings_row()
     if name is None:
         name = config.email_provider if channel == "email" else config.sms_provider
 
@@ -62,8 +61,9 @@ def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
     return provider_cache.get(channel, name, config, build)
 
 
-def validate_provider_choice(config: CommunicationSettings) -> None:
-    """Model validation for the settings singleton (admin form)."""
+def provider_choice_errors(config: CommunicationSettings) -> dict[str, str]:
+    """Field name → why the provider named there cannot serve its channel, for the settings
+    singleton's provider fields (the admin form shows them)."""
     errors = {}
     for field, channel in (("email_provider", "email"), ("sms_provider", "sms")):
         name = getattr(config, field)
@@ -74,5 +74,4 @@ def validate_provider_choice(config: CommunicationSettings) -> None:
             continue
         if channel not in cls.channels:
             errors[field] = f"Provider {name!r} cannot send {channel}."
-    if errors:
-        raise ValidationError(errors)
+    return errors

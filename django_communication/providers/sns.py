@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..models import MessageType
+from ..choices import MessageType
 from .aws import build_client, provider_error
 from .base import SmsProvider
 

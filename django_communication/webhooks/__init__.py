@@ -1,2 +1,2 @@
 """Incoming provider notifications: SNS signature verification (sns.py) and routing of the
-verified payloads to tracking, inbound and suppression (dispatch.py)."""
+verified payloads to tracking, inbound and suppression (notifications.py)."""

@@ -1,4 +1,5 @@
-"""Writing each message's outcome: one UPDATE by primary key, its SQL built once per column set.
+"""Recording what a provider answered: one UPDATE of the Message by primary key, its SQL built
+once per column set.
 
 deliver() writes an outcome the moment the provider answers, so a crash leaves at most the
 message in flight unrecorded. For a batch on PostgreSQL through psycopg 3 (autocommit, outside
@@ -7,7 +8,7 @@ any transaction) the write is pipelined: ``write()`` sends the UPDATE and return
 stays one message wide — and prepares the next message during the round trip.
 
 Pipelined writes bypass Django's cursor, so ``connection.execute_wrapper()`` and
-``connection.queries`` do not see them; ``OutcomeWriter.pipelined`` counts them.
+``connection.queries`` do not see them; ``Recorder.pipelined`` counts them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .models import Message
 TEXT_TYPES = (str, int, uuid.UUID)
 
 
-class OutcomeWriter:
+class Recorder:
     #: UPDATEs sent pipelined by this process (they never pass through an execute wrapper).
     pipelined: ClassVar[int] = 0
 
@@ -35,7 +36,7 @@ class OutcomeWriter:
         self.pgconn = pipelined_pgconn(self.connection) if pipeline else None
         self.in_flight = False
 
-    def __enter__(self) -> OutcomeWriter:
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -56,7 +57,7 @@ class OutcomeWriter:
                 sql = self.sql(tuple(fields), "${}")
                 self.pgconn.send_query_params(sql.encode(), values)
                 self.in_flight = True
-                OutcomeWriter.pipelined += 1
+                Recorder.pipelined += 1
                 return
         self.settle()
         with connection.cursor() as cursor:

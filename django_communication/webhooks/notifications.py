@@ -1,9 +1,11 @@
-"""What a verified SNS message is, and who handles it."""
+"""What a verified SNS message means, and which module records it: inbound.py (received email
+and SMS), tracking.py (delivery events)."""
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from .. import inbound, tracking
-from ..timestamps import parse_timestamp
 from .sns import SnsMessage, confirm_subscription
 
 
@@ -18,9 +20,7 @@ def handle(sns: SnsMessage) -> str:
     payload = sns.payload()
     if not isinstance(payload, dict):
         return "ignored"
-    from django.utils import timezone
-
-    sent = parse_timestamp(sns.timestamp) or timezone.now()
+    sent = tracking.parse_timestamp(sns.timestamp) or timezone.now()
     kind = payload.get("eventType") or payload.get("notificationType")
     if kind == "Received":
         return "received" if inbound.record_email(payload, sns.message_id, sent) else "duplicate"

@@ -1,0 +1,144 @@
+"""Admin of the settings singleton: providers checked against the registry; AWS secret keys
+are write-only (the form never renders them back; a blank field keeps the stored value and a
+"clear" box removes it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from solo.admin import SingletonModelAdmin
+
+from ..models import CommunicationSettings
+from ..providers.registry import provider_choice_errors, provider_paths
+
+SECRET_FIELDS = ("ses_secret_access_key", "sns_secret_access_key")
+
+
+class CommunicationSettingsForm(forms.ModelForm):
+    """Secret keys are write-only: blank keeps the stored value, the clear box removes it."""
+
+    clear_ses_secret_access_key = forms.BooleanField(
+        required=False, label=_("Clear the stored SES secret access key")
+    )
+    clear_sns_secret_access_key = forms.BooleanField(
+        required=False, label=_("Clear the stored SNS secret access key")
+    )
+
+    class Meta:
+        model = CommunicationSettings
+        fields = (
+            "default_channel",
+            "email_provider",
+            "email_from_address",
+            "email_from_name",
+            "email_reply_to",
+            "sms_provider",
+            "sms_sender_id",
+            "sms_origination_number",
+            "ses_region",
+            "ses_configuration_set",
+            "ses_access_key_id",
+            "ses_secret_access_key",
+            "sns_region",
+            "sns_access_key_id",
+            "sns_secret_access_key",
+        )
+        widgets = {
+            name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            for name in SECRET_FIELDS
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            if name not in self.fields:
+                continue
+            stored = bool(getattr(self.instance, name, ""))
+            # The stored secret is no initial value: it is never sent to the browser, and a blank
+            # submission then counts as "unchanged" in the admin history.
+            self.initial[name] = ""
+            self.fields[name].help_text = (
+                _("A value is stored. Leave blank to keep it; type a new one to replace it.")
+                if stored
+                else _("Not set. Blank: boto3 finds credentials itself (recommended).")
+            )
+        names = ", ".join(sorted(provider_paths()))
+        for name, channel in (("email_provider", "email"), ("sms_provider", "SMS")):
+            if name in self.fields:
+                self.fields[name].help_text = _(
+                    "Provider that sends %(channel)s. Known providers: %(names)s. Add your own in "
+                    "settings.COMMUNICATION['PROVIDERS']."
+                ) % {"channel": channel, "names": names}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        chosen = CommunicationSettings(
+            email_provider=cleaned.get("email_provider", self.instance.email_provider),
+            sms_provider=cleaned.get("sms_provider", self.instance.sms_provider),
+        )
+        for name, error in provider_choice_errors(chosen).items():
+            if name in self.fields:
+                self.add_error(name, error)
+        for name in SECRET_FIELDS:
+            if name not in self.fields:
+                continue
+            new_value = cleaned.get(name) or ""
+            if cleaned.get(f"clear_{name}"):
+                if new_value:
+                    self.add_error(
+                        name, _("Type a new secret or tick the clear box below, not both.")
+                    )
+                cleaned[name] = ""
+            elif not new_value:
+                cleaned[name] = getattr(self.instance, name, "")
+        return cleaned
+
+
+@admin.register(CommunicationSettings)
+class CommunicationSettingsAdmin(SingletonModelAdmin):
+    form = CommunicationSettingsForm
+    fieldsets = (
+        (None, {"fields": ("default_channel",)}),
+        (
+            _("Email"),
+            {
+                "fields": (
+                    "email_provider",
+                    "email_from_address",
+                    "email_from_name",
+                    "email_reply_to",
+                )
+            },
+        ),
+        (_("SMS"), {"fields": ("sms_provider", "sms_sender_id", "sms_origination_number")}),
+        (
+            _("Amazon SES"),
+            {
+                "fields": (
+                    "ses_region",
+                    "ses_configuration_set",
+                    "ses_access_key_id",
+                    "ses_secret_access_key",
+                    "clear_ses_secret_access_key",
+                ),
+                "description": _(
+                    "Leave the keys blank to use boto3's default credentials (environment, IAM "
+                    "role): secrets stored here are readable by anyone with a database backup."
+                ),
+            },
+        ),
+        (
+            _("Amazon SNS"),
+            {
+                "fields": (
+                    "sns_region",
+                    "sns_access_key_id",
+                    "sns_secret_access_key",
+                    "clear_sns_secret_access_key",
+                )
+            },
+        ),
+    )

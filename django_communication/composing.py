@@ -1,0 +1,249 @@
+"""Composing messages: route → resolve the recipient → render → check idempotency and the
+suppression list → save, committed before any provider sees them (delivery.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from .cache import settings_row
+from .choices import FINAL_STATUSES, Channel, Direction, MessageStatus
+from .exceptions import (
+    CommunicationError,
+    InvalidArgumentError,
+    RecipientSuppressedError,
+    TemplateRenderError,
+)
+from .idempotency import insert_or_fetch
+from .models import Message
+from .optout import unsubscribe_headers, unsubscribe_url
+from .providers.base import BaseProvider
+from .providers.registry import provider_for_channel
+from .recipients import resolve_address
+from .references import is_saved, link
+from .rendering import CompiledTemplate, flatten_subject, get_template
+from .routing import choose_channel, validate_message_type
+from .signals import fire, message_suppressed
+from .suppression import find_suppressed
+
+BATCH_SIZE = 500
+
+
+@dataclass
+class SendRequest:
+    """The arguments of one send(), for send_many()."""
+
+    to: Any = None
+    template_key: str | None = None
+    context: dict[str, Any] | None = None
+    channel: str | None = None
+    subject: str | None = None
+    body_text: str | None = None
+    body_html: str | None = None
+    related_object: models.Model | None = None
+    message_type: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class Composed:
+    """A composed batch: per request, in order, its Message or the error that stopped it."""
+
+    results: list[Message | CommunicationError]
+    #: What to deliver: saved ``pending`` messages (with their positions in ``results``) by
+    #: channel, and each channel's provider.
+    pending: dict[str, list[tuple[int, Message]]] = field(default_factory=dict)
+    providers: dict[str, BaseProvider] = field(default_factory=dict)
+
+
+def compose(requests: Sequence[SendRequest]) -> Composed:
+    """Build, check and save the messages of ``requests``. One query finds earlier messages with
+    the same idempotency keys (those that went out are returned as they are), at most two find
+    suppressed and opted-out addresses (those messages are written ``suppressed`` and answered
+    with a RecipientSuppressedError), one INSERT writes the pending rows."""
+    earlier = earlier_messages(request.idempotency_key for request in requests)
+    batch = Composed(results=[start(request, earlier) for request in requests])
+    results = batch.results
+    # New and retried messages, and suppressed ones asked for again under their key.
+    checked = [
+        (position, item)
+        for position, item in enumerate(results)
+        if isinstance(item, Message)
+        and (item.status == MessageStatus.SUPPRESSED or item.status not in FINAL_STATUSES)
+    ]
+    held: list[RecipientSuppressedError] = []
+    holds = find_suppressed([message for _, message in checked])
+    for (position, message), hold in zip(checked, holds, strict=True):
+        if message.status == MessageStatus.SUPPRESSED:  # answered before: answered again
+            results[position] = hold or RecipientSuppressedError(message.error, message=message)
+        elif hold is not None:
+            message.status, message.error = MessageStatus.SUPPRESSED, hold.reason
+            results[position] = hold
+            held.append(hold)
+    for position, message in checked:
+        if results[position] is not message:
+            continue
+        try:
+            if message.channel not in batch.providers:
+                batch.providers[message.channel] = provider_for_channel(message.channel)
+        except CommunicationError as exc:
+            results[position] = exc
+            continue
+        batch.pending.setdefault(message.channel, []).append((position, message))
+    going = [message for items in batch.pending.values() for _, message in items]
+    save_pending(going + [hold.message for hold in held if isinstance(hold.message, Message)])
+    for hold in held:
+        fire(message_suppressed, message=hold.message, reason=hold.reason)
+    return batch
+
+
+def start(request: SendRequest, earlier: dict[str, Message]) -> Message | CommunicationError:
+    """The earlier message with the request's idempotency key, or a new one."""
+    message = earlier.get(request.idempotency_key) if request.idempotency_key else None
+    if message is not None:
+        if message.status not in FINAL_STATUSES:  # sent again: its headers as a new one's
+            message.extra_headers = headers_for(message, unsubscribe_url_for(message))
+        return message
+    try:
+        return build_message(request)
+    except CommunicationError as exc:
+        return exc
+
+
+def earlier_messages(keys: Iterable[str | None]) -> dict[str, Message]:
+    wanted = [key for key in keys if key]
+    if not wanted:
+        return {}
+    return {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=wanted)}
+
+
+def build_message(request: SendRequest) -> Message:
+    """An unsaved Message, validated and rendered. Touches no provider."""
+    to, context, related_object = request.to, request.context, request.related_object
+    template_key, message_type = request.template_key, request.message_type
+    if context is not None and not isinstance(context, dict):
+        raise InvalidArgumentError(f"context must be a dict, not {type(context).__name__}.")
+    template = get_template(template_key) if template_key else None
+    if message_type:
+        validate_message_type(message_type)
+    elif template is not None:
+        message_type = template.row.message_type
+    channel = choose_channel(request.channel, message_type)
+    address = resolve_address(to, channel)
+    config = settings_row()
+    message = Message(
+        channel=channel,
+        message_type=message_type or "",
+        to_address=address,
+        template=template.row if template else None,
+        idempotency_key=request.idempotency_key or None,
+        from_address=(
+            config.email_from
+            if channel == Channel.EMAIL
+            else config.sms_origination_number or config.sms_sender_id
+        ),
+    )
+    full_context = {"recipient": to, **(context or {})}
+    url = unsubscribe_url_for(message)
+    if url and "unsubscribe_url" not in full_context:
+        full_context["unsubscribe_url"] = url
+    message.extra_headers = headers_for(message, url)
+    fill_content(message, template, full_context, request)
+    link(message, "recipient", to if is_saved(to) else None)
+    if related_object is not None:
+        if not is_saved(related_object):
+            raise InvalidArgumentError("related_object must be a saved model instance.")
+        link(message, "related", related_object)
+    return message
+
+
+def unsubscribe_url_for(message: Message) -> str | None:
+    if message.channel != Channel.EMAIL or message.direction != Direction.OUTBOUND:
+        return None
+    return unsubscribe_url(message.channel, message.to_address, message.message_type)
+
+
+def headers_for(message: Message, url: str | None) -> dict[str, str]:
+    return unsubscribe_headers(url) if message.channel == Channel.EMAIL else {}
+
+
+def fill_content(
+    message: Message,
+    template: CompiledTemplate | None,
+    context: dict[str, Any],
+    request: SendRequest,
+) -> None:
+    subject, body_text, body_html = request.subject, request.body_text, request.body_html
+
+    def pick(override: str | None, field: str) -> str:
+        if override is not None:
+            return override
+        return template.render(field, context) if template else ""
+
+    if message.channel == Channel.EMAIL:
+        message.subject = flatten_subject(pick(subject, "email_subject"))
+        message.body_text = pick(body_text, "email_body_text")
+        message.body_html = pick(body_html, "email_body_html")
+        missing = [
+            name
+            for name, value in (
+                ("subject", message.subject),
+                ("body", message.body_text or message.body_html),
+            )
+            if not value.strip()
+        ]
+    else:
+        message.body_text = pick(body_text, "sms_body")
+        missing = [] if message.body_text.strip() else ["body"]
+    if missing:
+        what = f"template {template.row.key!r}" if template else "this ad-hoc message"
+        error = TemplateRenderError if template else InvalidArgumentError
+        raise error(f"The {message.channel} from {what} has an empty {' and '.join(missing)}.")
+
+
+def save_pending(messages: list[Message]) -> None:
+    """Write new messages (pending, or suppressed) and earlier failed ones back to pending (or
+    suppressed), committed before any provider call (in autocommit mode)."""
+    new = [message for message in messages if message._state.adding]
+    retried = [message for message in messages if not message._state.adding]
+    if new:
+        try:
+            with transaction.atomic():
+                Message.objects.bulk_create(new, batch_size=BATCH_SIZE)
+        except IntegrityError:
+            # A concurrent send took one of the idempotency keys: insert one by one.
+            for message in new:
+                save_one(message)
+    now = timezone.now()
+    again = [message for message in retried if message.status != MessageStatus.SUPPRESSED]
+    if again:
+        Message.objects.filter(pk__in=[m.pk for m in again]).update(
+            status=MessageStatus.PENDING, error="", updated_at=now
+        )
+        for message in again:
+            message.status, message.error, message.updated_at = MessageStatus.PENDING, "", now
+    for message in retried:
+        if message.status == MessageStatus.SUPPRESSED:  # rare: failed before, suppressed now
+            message.updated_at = now
+            Message.objects.filter(pk=message.pk).update(
+                status=message.status, error=message.error, updated_at=now
+            )
+
+
+def save_one(message: Message) -> None:
+    message._state.adding = True
+    stored = insert_or_fetch(message, "idempotency_key")
+    if stored is message:
+        return
+    # Another process is sending this key right now or crashed mid-send: send it again (at
+    # least once), on the row that process wrote.
+    message.pk = stored.pk
+    message._state.adding = False
+    if message.status == MessageStatus.SUPPRESSED:
+        Message.objects.filter(pk=message.pk).update(
+            status=message.status, error=message.error, updated_at=timezone.now()
+        )
