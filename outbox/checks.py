@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.checks import Error, Warning
 
 from django_communication.choices import Channel, MessageType
 
-from .conf import DEFAULTS, RULE_KEYS, Rule
+from .conf import DEFAULTS, RULE_KEYS, Rule, outbox_settings
 
 POSITIVE = (
     "MAX_ATTEMPTS",
@@ -37,7 +36,7 @@ FLAGS = ("WAKE_ON_COMMIT", "ASYNC_COMMIT")
 
 
 def check_outbox_settings(app_configs=None, **kwargs) -> list:
-    value = getattr(settings, "OUTBOX", {})
+    value = outbox_settings.user_settings()
     if not isinstance(value, dict):
         return [Error("settings.OUTBOX must be a dict.", id="outbox.E001")]
     errors: list = []

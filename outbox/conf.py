@@ -40,11 +40,12 @@ class Rule:
 
 
 class OutboxSettings:
-    def _user(self) -> dict[str, Any]:
-        return getattr(settings, "OUTBOX", {}) or {}
+    def user_settings(self) -> dict[str, Any]:
+        """``settings.OUTBOX`` as given (the checks report a value that is not a dict)."""
+        return getattr(settings, "OUTBOX", {})
 
     def get(self, name: str) -> Any:
-        return self._user().get(name, DEFAULTS[name])
+        return (self.user_settings() or {}).get(name, DEFAULTS[name])
 
     def rules_for(self, event_type: str) -> list[Rule]:
         """The rules of an event type, as Rule objects (shape checked by outbox.checks)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.forms.models import model_to_dict
 
 from django_communication import CommunicationError, ConfigurationError, send
+from django_communication.admin.communication_settings import CommunicationSettingsForm
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers import memory
-from django_communication.providers.registry import provider_choice_errors
 from tests.providers import TEST_PROVIDERS
 
 
@@ -137,7 +138,9 @@ def test_settings_validation_rejects_unusable_providers(db, settings, email, sms
     config.email_provider = email
     config.sms_provider = sms
 
-    assert set(provider_choice_errors(config)) == bad_fields  # what the admin form shows
+    form = CommunicationSettingsForm(data=model_to_dict(config), instance=config)
+    assert not form.is_valid()
+    assert set(form.errors) == bad_fields
 
 
 @pytest.mark.parametrize(
@@ -150,4 +153,5 @@ def test_settings_validation_accepts_usable_providers(db, settings, email, sms):
     config.email_provider = email
     config.sms_provider = sms
 
-    assert provider_choice_errors(config) == {}
+    form = CommunicationSettingsForm(data=model_to_dict(config), instance=config)
+    assert form.is_valid(), form.errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django import template as django_template
 from django.db import connection
+from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from django_communication import (
@@ -14,9 +15,9 @@ from django_communication import (
     TemplateRenderError,
     send,
 )
+from django_communication.admin.templates import MessageTemplateForm
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers import memory
-from django_communication.rendering import template_errors
 
 # This module doubles as a template library for test_project_template_libraries_load.
 register = django_template.Library()
@@ -185,7 +186,9 @@ def test_syntax_error_names_template_and_field(comm_config, customer, greeting, 
     assert repr(field) in str(info.value)
     assert_nothing_sent()
 
-    assert set(template_errors(greeting)) == {field}  # what the admin form shows
+    form = MessageTemplateForm(data=model_to_dict(greeting), instance=greeting)
+    assert not form.is_valid()
+    assert set(form.errors) == {field}
 
 
 class Exploding:
