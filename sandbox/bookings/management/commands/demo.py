@@ -26,9 +26,9 @@ from django.utils import timezone
 import django_communication
 from bookings.models import Booking, Customer
 from bookings.services import cancel_booking, confirm_booking, event_key
+from django_communication.choices import FINAL_STATUSES
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers.console import ConsoleProvider
-from django_communication.choices import FINAL_STATUSES
 from outbox.models import OutboxEvent
 
 #: Booked and committed: its confirmation and cancellation are sent by the relay.
