@@ -17,15 +17,23 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .conf import comm_settings
 
 if TYPE_CHECKING:
     from .models import CommunicationSettings
-    from .providers.base import BaseProvider
 
 T = TypeVar("T")
+
+
+class Closable(Protocol):
+    """What the provider cache needs of a provider (providers/base.py sits above this module)."""
+
+    def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Closable)
 
 
 class TimedCache:
@@ -79,12 +87,10 @@ class ProviderCache:
     connections released; a call already in flight on it still completes)."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], tuple[tuple, BaseProvider]] = {}
+        self._entries: dict[tuple[str, str], tuple[tuple, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(
-        self, channel: str, name: str, config: Any, build: Callable[[], BaseProvider]
-    ) -> BaseProvider:
+    def get(self, channel: str, name: str, config: Any, build: Callable[[], P]) -> P:
         key = (channel, name)
         version = settings_version(config)
         entry = self._entries.get(key)
