@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_communication.base_models import UUIDTimestampedModel
+
+from .context import ContextDecoder, ContextEncoder
 
 
 class OutboxStatus(models.TextChoices):
@@ -30,7 +31,10 @@ class OutboxEvent(UUIDTimestampedModel):
     status = models.CharField(
         max_length=20, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
     )
-    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Dates, decimals, UUIDs... come back as they went in (see outbox.context).
+    context = models.JSONField(
+        default=dict, blank=True, encoder=ContextEncoder, decoder=ContextDecoder
+    )
     channel = models.CharField(max_length=10, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     available_at = models.DateTimeField(default=timezone.now)

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from django_communication.idempotency import insert_or_fetch
 from django_communication.references import is_saved, link
 from django_communication.routing import validate_channel
 
+from .context import ContextEncoder
 from .exceptions import InvalidEventError
 from .models import OutboxEvent, OutboxStatus
 from .operations import open_events
@@ -281,7 +281,7 @@ def encode(value: Any) -> str:
     """JSON that every backend stores: PostgreSQL's jsonb and SQLite's JSON_VALID() refuse NaN
     and Infinity, and jsonb refuses NUL characters; refused here, they cannot abort the caller's
     transaction."""
-    text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+    text = json.dumps(value, cls=ContextEncoder, allow_nan=False)
     if NUL_ESCAPE.search(text):
         raise ValueError("a NUL character")
     return text
