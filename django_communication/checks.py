@@ -17,6 +17,7 @@ communication.E013  RATE_LIMITS is malformed: not provider name -> messages per 
                     an unknown provider
 communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
                     UNSUBSCRIBE_LEGACY_TOKENS is not True or False
+communication.E015  STRICT_TEMPLATES is not a bool
 communication.W001  AWS secret keys are stored in the database while DEBUG is off
 """
 
@@ -68,6 +69,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors += check_unsubscribe_tokens(
         comm_settings.get("UNSUBSCRIBE_TOKEN_DAYS"), comm_settings.get("UNSUBSCRIBE_LEGACY_TOKENS")
     )
+    errors += check_strict_templates(comm_settings.get("STRICT_TEMPLATES"))
     if not any(error.id == "communication.E004" for error in errors):
         errors += check_fallback(comm_settings.get("FALLBACK"))
         errors += check_rate_limits(comm_settings.get("RATE_LIMITS"))
@@ -217,6 +219,17 @@ def check_unsubscribe_tokens(days: Any, legacy: Any) -> list:
             )
         )
     return errors
+
+
+def check_strict_templates(value: Any) -> list:
+    if not isinstance(value, bool):
+        return [
+            Error(
+                f"COMMUNICATION['STRICT_TEMPLATES'] must be True or False, not {value!r}.",
+                id="communication.E015",
+            )
+        ]
+    return []
 
 
 def check_urls(app_configs=None, **kwargs) -> list:

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMITS": {},
     "UNSUBSCRIBE_TOKEN_DAYS": 365,
     "UNSUBSCRIBE_LEGACY_TOKENS": True,
+    "STRICT_TEMPLATES": False,
 }
 
 
@@ -112,6 +113,11 @@ class CommunicationConf:
     @property
     def unsubscribe_legacy_tokens(self) -> bool:
         return bool(self.get("UNSUBSCRIBE_LEGACY_TOKENS"))
+
+    @property
+    def strict_templates(self) -> bool:
+        """A variable the context lacks fails the render instead of rendering empty."""
+        return self.get("STRICT_TEMPLATES") is True
 
     def _callable(self, name: str) -> Callable[..., Any] | None:
         value = self.get(name)

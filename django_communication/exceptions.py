@@ -40,7 +40,12 @@ class TemplateNotFoundError(CommunicationError, LookupError):
 
 
 class TemplateRenderError(CommunicationError):
-    """A template field failed to compile or to render."""
+    """A template field failed to compile or to render. ``variable`` names the missing variable
+    when a strict template's context lacks one, else it is None."""
+
+    def __init__(self, description: str, *, variable: str | None = None) -> None:
+        super().__init__(description)
+        self.variable = variable
 
 
 class InvalidRecipientError(CommunicationError, ValueError):

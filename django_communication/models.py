@@ -94,6 +94,14 @@ class MessageTemplate(UUIDTimestampedModel):
         default=dict, blank=True, help_text=_("Example context used by the admin preview.")
     )
     is_active = models.BooleanField(default=True)
+    strict = models.BooleanField(
+        _("strict variables"),
+        default=False,
+        help_text=_(
+            "Refuse to send when the context lacks a variable the template outputs, even "
+            "while COMMUNICATION['STRICT_TEMPLATES'] is off."
+        ),
+    )
 
     class Meta:
         ordering = ["key"]

@@ -2,10 +2,18 @@
 
 HTML fields are autoescaped; subjects, text and SMS bodies are not. Compiled templates are cached
 per template row (see cache.py) and dropped when the row is saved or deleted.
+
+Strict templates (COMMUNICATION["STRICT_TEMPLATES"] or the template's ``strict`` box) are
+compiled by a copy of the engine whose ``string_if_invalid`` is MISSING: Django formats it with
+the name of each ``{{ variable }}`` it cannot resolve, and MISSING raises there (or, for the
+admin preview, writes the name down). ``{% if %}`` and ``{% for %}`` never ask for it.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -14,6 +22,7 @@ from django.template.base import Template
 
 from .cache import template_cache
 from .choices import Channel
+from .conf import comm_settings
 from .exceptions import TemplateNotFoundError, TemplateRenderError
 from .models import MessageTemplate
 
@@ -27,6 +36,38 @@ def engine() -> Engine:
         return Engine.get_default()
     except ImproperlyConfigured:
         return Engine()
+
+
+class MissingVariable(Exception):
+    def __init__(self, variable: str) -> None:
+        super().__init__(variable)
+        self.variable = variable
+
+
+#: Where MISSING writes the names down instead of raising (the admin preview), if anywhere.
+_missing_names: ContextVar[list[str] | None] = ContextVar("missing_names", default=None)
+
+
+class Missing(str):
+    """A ``string_if_invalid`` that Django formats (``"%s" in it``) with the variable."""
+
+    def __mod__(self, variable: object) -> str:
+        names = _missing_names.get()
+        if names is None:
+            raise MissingVariable(str(variable))
+        names.append(str(variable))
+        return ""
+
+
+MISSING = Missing("%s")
+
+
+@functools.lru_cache(maxsize=4)
+def strict_engine(base: Engine) -> Engine:
+    """``base`` (its loaders, libraries, builtins) with a ``string_if_invalid`` that raises."""
+    strict = copy.copy(base)
+    strict.string_if_invalid = MISSING
+    return strict
 
 
 FIELDS_BY_CHANNEL = {
@@ -43,31 +84,58 @@ class CompiledTemplate:
 
     def __init__(self, row: MessageTemplate) -> None:
         self.row = row
-        self._compiled: dict[str, Template | None] = {}
+        self._compiled: dict[tuple[str, bool], Template | None] = {}
 
-    def field(self, name: str) -> Template | None:
-        if name not in self._compiled:
-            self._compiled[name] = compile_field(self.row, name)
-        return self._compiled[name]
+    @property
+    def strict(self) -> bool:
+        return self.row.strict or comm_settings.strict_templates
+
+    def field(self, name: str, strict: bool = False) -> Template | None:
+        if (name, strict) not in self._compiled:
+            self._compiled[name, strict] = compile_field(self.row, name, strict)
+        return self._compiled[name, strict]
 
     def render(self, name: str, context: dict[str, Any]) -> str:
-        template = self.field(name)
+        """Field ``name`` rendered; with strict templates, a missing variable raises."""
+        template = self.field(name, self.strict)
         if template is None:
             return ""
         try:
             return template.render(Context(context, autoescape=name in AUTOESCAPED_FIELDS))
+        except MissingVariable as exc:
+            raise TemplateRenderError(
+                f"Template {self.row.key!r} field {name!r} uses the variable "
+                f"{exc.variable!r}, which the context does not have (strict templates: pass "
+                f"it, or test it with {{% if %}} first).",
+                variable=exc.variable,
+            ) from None
         except Exception as exc:
             raise TemplateRenderError(
                 f"Template {self.row.key!r} field {name!r} failed to render: {exc}"
             ) from exc
 
+    def missing(self, name: str, context: dict[str, Any]) -> list[str]:
+        """The variables field ``name`` outputs that ``context`` lacks, strict or not."""
+        template = self.field(name, strict=True)
+        if template is None:
+            return []
+        names: list[str] = []
+        token = _missing_names.set(names)
+        try:
+            template.render(Context(context, autoescape=name in AUTOESCAPED_FIELDS))
+        except Exception:  # render() reports it; these are the names found before it
+            pass
+        finally:
+            _missing_names.reset(token)
+        return list(dict.fromkeys(names))
 
-def compile_field(row: MessageTemplate, field: str) -> Template | None:
+
+def compile_field(row: MessageTemplate, field: str, strict: bool = False) -> Template | None:
     source = getattr(row, field)
     if not source:
         return None
     try:
-        return engine().from_string(source)
+        return (strict_engine(engine()) if strict else engine()).from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(
             f"Template {row.key!r} field {field!r} does not compile: {exc}"

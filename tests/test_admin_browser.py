@@ -57,7 +57,7 @@ def test_template_change_page_shows_rendered_preview(admin_page, live_server, tr
         key="booking_confirmation",
         name="Booking confirmation",
         email_subject="Booking {{ booking.ref }} confirmed",
-        email_body_text="Hello {{ name }}",
+        email_body_text="Hello {{ name }}, seat {{ seat }}",
         email_body_html=(
             "<h1 id='greeting'>Hello {{ name }}</h1><script>document.title='owned'</script>"
         ),
@@ -72,6 +72,10 @@ def test_template_change_page_shows_rendered_preview(admin_page, live_server, tr
     preview = page.locator(".comm-preview")
     assert "Booking BK-42 confirmed" in preview.inner_text()
     assert "Booking BK-42: see you, <Ann>" in preview.inner_text()
+    # The variable the sample context lacks is named under the field that outputs it.
+    missing = page.locator("[data-field=email_body_text] .comm-preview-missing")
+    assert missing.is_visible() and missing.inner_text() == "Not in the sample context: seat"
+    assert page.locator(".comm-preview-missing").count() == 1
 
     # The HTML body renders inside the sandboxed iframe, autoescaped, with its script inert.
     frame = page.frame_locator(".comm-preview iframe")

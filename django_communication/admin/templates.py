@@ -22,6 +22,8 @@ from ..rendering import (
 )
 from .helpers import ERROR_STYLE, PRE_STYLE, sandboxed_html
 
+MISSING_STYLE = "color: #a05a00; margin: 0.3em 0 0;"
+
 FIELD_LABELS = {
     "email_subject": _("Email subject"),
     "email_body_text": _("Email text"),
@@ -61,12 +63,39 @@ def render_preview(row: MessageTemplate) -> list[tuple[str, str, str | None, str
     return results
 
 
+def missing_in_sample(row: MessageTemplate) -> dict[str, list[str]]:
+    """Field → the variables it outputs that the row's ``sample_context`` lacks (strict or not;
+    ``{% if %}`` and ``{% for %}`` tests are not counted)."""
+    context = row.sample_context
+    if not isinstance(context, dict):
+        return {}
+    compiled = CompiledTemplate(row)
+    found = {}
+    for fields in FIELDS_BY_CHANNEL.values():
+        for field in fields:
+            try:
+                names = compiled.missing(field, dict(context))
+            except Exception:  # does not compile: render_preview() says so
+                continue
+            if names:
+                found[field] = names
+    return found
+
+
 class MessageTemplateForm(forms.ModelForm):
     """Every field must compile: the errors name the field."""
 
     class Meta:
         model = MessageTemplate
-        fields = ("key", "name", "message_type", "is_active", *ALL_FIELDS, "sample_context")
+        fields = (
+            "key",
+            "name",
+            "message_type",
+            "is_active",
+            "strict",
+            *ALL_FIELDS,
+            "sample_context",
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -89,7 +118,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     readonly_fields = ("preview", "created_at", "updated_at")
     prepopulated_fields = {"key": ("name",)}
     fieldsets = (
-        (None, {"fields": ("key", "name", "message_type", "is_active")}),
+        (None, {"fields": ("key", "name", "message_type", "is_active", "strict")}),
         (_("Email"), {"fields": ("email_subject", "email_body_text", "email_body_html")}),
         (_("SMS"), {"fields": ("sms_body",)}),
         (
@@ -98,7 +127,8 @@ class MessageTemplateAdmin(admin.ModelAdmin):
                 "fields": ("sample_context", "preview"),
                 "description": _(
                     "The fields rendered with the sample context (a JSON object), as send() "
-                    "renders them. Save and continue editing to refresh it."
+                    "renders them, with the variables the sample context lacks. Save and "
+                    "continue editing to refresh it."
                 ),
             },
         ),
@@ -112,6 +142,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         results = render_preview(obj)
         if not results:
             return _("Every field is empty.")
+        missing = missing_in_sample(obj)
         rows = []
         for field, label, rendered, error in results:
             if error is not None:
@@ -123,6 +154,14 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             else:
                 # escape(), not format_html's conditional escaping: rendered text is a SafeString.
                 body = format_html('<pre style="{}">{}</pre>', PRE_STYLE, escape(rendered))
+            if missing.get(field):
+                body = format_html(
+                    '{}<p class="comm-preview-missing" style="{}">{} {}</p>',
+                    body,
+                    MISSING_STYLE,
+                    _("Not in the sample context:"),
+                    ", ".join(missing[field]),
+                )
             rows.append((field, label, body))
         return format_html(
             '<div class="comm-preview">{}</div>',
