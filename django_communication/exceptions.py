@@ -82,15 +82,19 @@ class ProviderError(CommunicationError):
     def of(cls, exc: BaseException, provider: str, message: Model | None = None) -> ProviderError:
         """What provider ``provider`` raised, as a ProviderError about ``message``: a
         ProviderError keeps its description, retryability and failures; anything else is a
-        retryable failure described by its repr."""
+        retryable failure described by its repr. A configuration problem (a ConfigurationError,
+        or a ProviderConfigurationError) stays one: a ProviderConfigurationError."""
         if isinstance(exc, ProviderError):
-            error = cls(
+            kind = ProviderConfigurationError if isinstance(exc, ConfigurationError) else cls
+            error = kind(
                 exc.description,
                 retryable=exc.retryable,
                 provider=exc.provider or provider,
                 message=message,
                 failures=exc.failures,
             )
+        elif isinstance(exc, ConfigurationError):
+            error = ProviderConfigurationError(str(exc), provider=provider, message=message)
         else:
             error = cls(repr(exc), retryable=True, provider=provider, message=message)
         error.__cause__ = exc
@@ -100,6 +104,30 @@ class ProviderError(CommunicationError):
         kind = "retryable" if self.retryable else "permanent"
         name = f"{self.provider}: " if self.provider else ""
         return f"{name}{self.description} ({kind})"
+
+
+class ProviderConfigurationError(ProviderError, ConfigurationError):
+    """The provider cannot send until an administrator fixes its configuration (AWS found no
+    credentials, a custom provider raised ConfigurationError...): a ProviderError and a
+    ConfigurationError. Retryable: the same message goes out once the configuration is fixed.
+    The outbox counts the events it holds up (``outbox_status``, the health view)."""
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        retryable: bool = True,  # always: accepted so that it is built like a ProviderError
+        provider: str = "",
+        message: Model | None = None,
+        failures: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            description, retryable=True, provider=provider, message=message, failures=failures
+        )
+
+    def __str__(self) -> str:
+        name = f"{self.provider}: " if self.provider else ""
+        return f"{name}{self.description}"
 
 
 class RecipientSuppressedError(CommunicationError):

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from .conf import comm_settings
-from .exceptions import ConfigurationError, ProviderError
+from .exceptions import ConfigurationError, ProviderConfigurationError, ProviderError
 from .providers.base import BaseProvider, Receipt
 from .providers.registry import provider_for_channel
 from .ratelimit import pacer
@@ -78,7 +78,8 @@ class FallbackProvider(BaseProvider):
                 answer = answer.message_id
             return Receipt(str(answer or ""), provider.name, tuple(failures))
         assert last is not None  # the primary was tried
-        raise ProviderError(
+        kind = ProviderConfigurationError if isinstance(last, ConfigurationError) else ProviderError
+        raise kind(
             last.description,
             retryable=last.retryable,
             provider=last.provider,

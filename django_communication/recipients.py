@@ -46,18 +46,27 @@ def clean_address(address: str, channel: str) -> str:
 
 
 def clean_phone(number: str) -> str:
+    """``number`` in E.164; InvalidRecipientError saying, in plain words, what is wrong."""
     region = comm_settings.default_phone_region
+    try:
+        return e164(number, region)
+    except ValueError as exc:
+        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: {exc}.") from None
+
+
+def e164(number: str, region: str | None = None) -> str:
+    """``number`` in E.164, national numbers read as ``region``'s; ValueError says why not."""
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException as exc:
-        hint = (
-            ""
-            if region
-            else " (international format +<country code>..., or set DEFAULT_PHONE_REGION)"
-        )
-        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: {exc}{hint}.") from None
+        reason = PARSE_PROBLEMS.get(exc.error_type, "it is not a phone number")
+        if exc.error_type == exc.INVALID_COUNTRY_CODE and number.lstrip().startswith("+"):
+            reason = "no country code follows its +"
+        if exc.error_type == exc.INVALID_COUNTRY_CODE and not region:
+            reason += " (or set COMMUNICATION['DEFAULT_PHONE_REGION'] for national numbers)"
+        raise ValueError(reason) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: not a valid number.")
+        raise ValueError(validity_problem(parsed))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -66,3 +75,29 @@ def comparable_address(channel: str, address: str) -> str:
     lower-cased, phones as given (send() already cleaned them to E.164)."""
     address = address.strip()
     return address.lower() if channel == Channel.EMAIL else address
+
+
+PARSE_PROBLEMS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: (
+        "it has no country code; write it in international format, +<country code> <number>"
+    ),
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "it is not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "it is too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "it is too short",
+    phonenumbers.NumberParseException.TOO_LONG: "it is too long",
+}
+
+
+def validity_problem(parsed: phonenumbers.PhoneNumber) -> str:
+    country = f"+{parsed.country_code}"
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    result = phonenumbers.ValidationResult
+    if reason == result.INVALID_COUNTRY_CODE:
+        return f"{country} is not a country code"
+    if reason == result.TOO_SHORT:
+        return f"it has too few digits for a {country} number"
+    if reason in (result.TOO_LONG, result.INVALID_LENGTH):
+        return f"it has the wrong number of digits for a {country} number"
+    if reason == result.IS_POSSIBLE_LOCAL_ONLY:
+        return "it lacks an area code"
+    return f"no {country} number is in use with these digits"

@@ -9,5 +9,8 @@ class OutboxConfig(AppConfig):
 
     def ready(self) -> None:
         from .checks import check_outbox_settings
+        from .database_checks import check_drain_schedule, check_rule_templates
 
         checks.register(check_outbox_settings)
+        checks.register(check_drain_schedule, checks.Tags.database)
+        checks.register(check_rule_templates, checks.Tags.database)

@@ -10,14 +10,20 @@ outbox.E007  an event type lists the same rule twice
 outbox.E008  a numeric setting is out of range, or a flag is not a bool
 outbox.E009  HEALTH_TOKEN is not None or a string of at least 32 characters without spaces
 outbox.E010  HEALTH_LAGGING_STATUS is not 200 or 503
+outbox.E011  django-q2's broker cannot work (a package it needs is missing, an unknown ORM alias)
 outbox.W001  django_q is not in INSTALLED_APPS: no wake-up on commit, no schedule
+
+Checks that read the database (a drain schedule, templates for the rules) are in
+database_checks.py.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.checks import Error, Warning
 
 from django_communication.choices import Channel, MessageType
@@ -62,7 +68,69 @@ def check_outbox_settings(app_configs=None, **kwargs) -> list:
                 id="outbox.W001",
             )
         )
+    else:
+        # Q_CLUSTER is django-q2's setting, read as its get_broker() reads it.
+        errors += check_broker(getattr(settings, "Q_CLUSTER", {}))
     return errors
+
+
+Q_CLUSTER_HINT = (
+    "The simplest broker is your database: Q_CLUSTER = {'name': 'outbox', 'orm': 'default'}."
+)
+
+
+def check_broker(q_cluster: Any) -> list:
+    """The broker django-q2 will pick from Q_CLUSTER (as django_q.brokers.get_broker does), and
+    whether what it needs imports. Read from the setting, not django_q.conf.Conf, which is frozen
+    at import time."""
+    if not isinstance(q_cluster, dict):
+        return [Error("settings.Q_CLUSTER must be a dict.", hint=Q_CLUSTER_HINT, id="outbox.E011")]
+    if q_cluster.get("broker_class"):
+        path = q_cluster["broker_class"]
+        module, _, name = str(path).rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            return [
+                Error(
+                    f"Q_CLUSTER['broker_class'] = {path!r} does not import: {exc}.",
+                    id="outbox.E011",
+                )
+            ]
+        return []
+    if q_cluster.get("iron_mq"):
+        broker, needs = "IronMQ (Q_CLUSTER['iron_mq'])", "iron_mq"
+    elif isinstance(q_cluster.get("sqs"), dict):
+        broker, needs = "SQS (Q_CLUSTER['sqs'])", "boto3"
+    elif q_cluster.get("orm"):
+        alias = q_cluster["orm"]
+        if alias not in settings.DATABASES:
+            return [
+                Error(
+                    f"Q_CLUSTER['orm'] = {alias!r} is not a database in DATABASES.",
+                    hint=f"Databases: {', '.join(settings.DATABASES)}.",
+                    id="outbox.E011",
+                )
+            ]
+        return []
+    elif q_cluster.get("mongo"):
+        broker, needs = "MongoDB (Q_CLUSTER['mongo'])", "pymongo"
+    elif q_cluster.get("django_redis"):
+        broker, needs = "Redis through django-redis (Q_CLUSTER['django_redis'])", "django_redis"
+    else:
+        broker, needs = "Redis (Q_CLUSTER names no other broker)", "redis"
+    try:
+        importlib.import_module(needs)
+    except ImportError:
+        return [
+            Error(
+                f"django-q2's broker is {broker}, and the {needs!r} package it needs is not "
+                "installed: no drain task can be queued, on commit or by the schedule.",
+                hint=f"{Q_CLUSTER_HINT} Or install {needs!r}.",
+                id="outbox.E011",
+            )
+        ]
+    return []
 
 
 def check_rules(rules: Any) -> list:

@@ -47,6 +47,11 @@ class OutboxSettings:
     def get(self, name: str) -> Any:
         return (self.user_settings() or {}).get(name, DEFAULTS[name])
 
+    def handles(self, event_type: str) -> bool:
+        """Whether RULES has a rule for ``event_type`` (a dict lookup: emit() asks each time)."""
+        rules = self.get("RULES")
+        return isinstance(rules, dict) and event_type in rules
+
     def rules_for(self, event_type: str) -> list[Rule]:
         """The rules of an event type, as Rule objects (shape checked by outbox.checks)."""
         raw = self.get("RULES").get(event_type)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import timezone
+
 from django_communication import SendRequest, send_many
+from django_communication.choices import MessageStatus
 
 from .conf import Rule
 from .outcomes import EventOutcome
@@ -13,15 +16,22 @@ from .outcomes import EventOutcome
 logger = logging.getLogger("outbox")
 
 
-def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> None:
-    """Send every planned request; note each message's provider and failure on its outcome."""
+def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> int:
+    """Send every planned request; note each message's provider and failure on its outcome.
+    Returns how many messages a provider accepted now (not those an earlier attempt sent,
+    which send_many() hands back)."""
+    started = timezone.now()
     results = send_isolated([request for _, _, request in planned])
+    sent = 0
     for (outcome, rule, _), result in zip(planned, results, strict=True):
         provider = getattr(result, "provider", "")  # a Message or a ProviderError has one
         if provider and provider not in outcome.providers:
             outcome.providers.append(provider)
         if isinstance(result, Exception):
             outcome.fail(rule, result)
+        elif result.status == MessageStatus.SENT and result.sent_at and result.sent_at >= started:
+            sent += 1
+    return sent
 
 
 def send_isolated(requests: list[SendRequest]) -> list[object]:

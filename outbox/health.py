@@ -1,6 +1,6 @@
 """How the outbox is doing, in a few figures: for ``outbox_status``, the health view and the admin.
 
-Two queries whatever the backlog's shape:
+Two queries whatever the backlog's shape (three while configuration problems hold events up):
 
 - the **lag**: the oldest due event (``pending`` with ``available_at <= now``), one range scan of
   the due index, with the relay's own SQL (``claim.due_sql``), stopped at the first row;
@@ -26,11 +26,14 @@ from django.utils import timezone
 from .claim import due_sql
 from .conf import outbox_settings
 from .models import OutboxEvent, OutboxStatus
+from .outcomes import CONFIGURATION_PROBLEM
 
 #: The window of ``dead_last_hour``.
 DEAD_WINDOW = timedelta(hours=1)
 #: The window the throughput is measured over.
 THROUGHPUT_WINDOW = timedelta(minutes=5)
+#: Events waiting because their last attempt met a configuration problem.
+CONFIGURATION_WAITING = Q(status=OutboxStatus.PENDING, last_error__contains=CONFIGURATION_PROBLEM)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class OutboxHealth:
     #: Events dispatched within the past five minutes.
     dispatched_recently: int
     lag_threshold_seconds: float
+    #: Pending events whose last attempt failed on a configuration problem (missing AWS
+    #: credentials, an unknown provider...): they wait for an administrator, not for a relay.
+    configuration_problems: int = 0
+    #: The ``last_error`` of the latest of them; for the status command, not the public view.
+    configuration_error: str = ""
 
     @property
     def lag_seconds(self) -> float:
@@ -72,6 +80,7 @@ class OutboxHealth:
             "dead_last_hour": self.dead_last_hour,
             "dispatched_last_5_minutes": self.dispatched_recently,
             "dispatched_per_minute": round(self.dispatched_per_minute, 2),
+            "configuration_problems": self.configuration_problems,
             "checked_at": self.checked_at.isoformat(),
         }
 
@@ -100,7 +109,16 @@ def outbox_health(
             "pk",
             filter=Q(status=OutboxStatus.DISPATCHED, dispatched_at__gte=now - THROUGHPUT_WINDOW),
         ),
+        configuration_problems=Count("pk", filter=CONFIGURATION_WAITING),
     )
+    configuration_error = ""
+    if figures["configuration_problems"]:
+        configuration_error = (
+            events.filter(CONFIGURATION_WAITING)
+            .order_by("-updated_at")
+            .values_list("last_error", flat=True)
+            .first()
+        ) or ""
     return OutboxHealth(
         checked_at=now,
         counts={status: figures[f"status_{status}"] for status in OutboxStatus.values},
@@ -108,6 +126,8 @@ def outbox_health(
         dead_last_hour=figures["dead_last_hour"],
         dispatched_recently=figures["dispatched_recently"],
         lag_threshold_seconds=float(lag_threshold_seconds),
+        configuration_problems=figures["configuration_problems"],
+        configuration_error=configuration_error,
     )
 
 

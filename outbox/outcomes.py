@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django_communication.exceptions import CommunicationError
+from django_communication.exceptions import CommunicationError, ConfigurationError
 
 from .conf import Rule
 from .models import OutboxEvent
+
+#: Marks, in ``last_error``, a failure only an administrator can fix (outbox.health counts them).
+CONFIGURATION_PROBLEM = "configuration problem: "
 
 
 @dataclass
@@ -27,7 +30,8 @@ class EventOutcome:
 
     def fail(self, rule: Rule, exc: Exception) -> None:
         if isinstance(exc, CommunicationError):
-            self.errors.append(f"{rule.template_key} ({rule.channel or 'routed'}): {exc}")
+            problem = CONFIGURATION_PROBLEM if isinstance(exc, ConfigurationError) else ""
+            self.errors.append(f"{rule.template_key} ({rule.channel or 'routed'}): {problem}{exc}")
             self.retryable = self.retryable or not exc.permanent
         else:
             self.errors.append(f"{rule.template_key}: unexpected {exc!r}")
@@ -40,6 +44,8 @@ class DrainSummary:
     retried: int = 0
     dead: int = 0
     lost_lease: int = 0
+    #: Messages a provider accepted during this drain (a retried event's earlier ones not again).
+    sent: int = 0
 
     @property
     def processed(self) -> int:
@@ -50,7 +56,9 @@ class DrainSummary:
         self.retried += other.retried
         self.dead += other.dead
         self.lost_lease += other.lost_lease
+        self.sent += other.sent
 
     def __str__(self) -> str:
-        text = f"dispatched {self.dispatched}, retried {self.retried}, dead {self.dead}"
-        return text + (f", lost lease {self.lost_lease}" if self.lost_lease else "")
+        text = f"events dispatched {self.dispatched}, retried {self.retried}, dead {self.dead}"
+        text += f", lost lease {self.lost_lease}" if self.lost_lease else ""
+        return f"{text}; messages sent {self.sent}"

@@ -19,6 +19,7 @@ from django_communication.idempotency import insert_or_fetch
 from django_communication.references import is_saved, link
 from django_communication.routing import validate_channel
 
+from .conf import outbox_settings
 from .context import ContextEncoder
 from .exceptions import InvalidEventError
 from .models import OutboxEvent, OutboxStatus
@@ -215,6 +216,11 @@ def build_event(
     """A validated, unsaved event."""
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEventError("emit() needs a non-empty event_type string.")
+    if not outbox_settings.handles(event_type):
+        raise InvalidEventError(
+            f"No rule for event type {event_type!r} in OUTBOX['RULES']: the event could only "
+            "go dead. Add a rule for it, or fix the event type's spelling."
+        )
     if ordering_key is not None and (
         not isinstance(ordering_key, str)
         or not ordering_key

@@ -61,5 +61,7 @@ def lease_safe_batch_size(requested: int) -> int:
 def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
     """Plan, send and finalize one claimed batch."""
     outcomes = [EventOutcome(event) for event in events]
-    dispatch(plan_batch(outcomes))
-    return finalize(token, outcomes)
+    sent = dispatch(plan_batch(outcomes))
+    summary = finalize(token, outcomes)
+    summary.sent = sent
+    return summary

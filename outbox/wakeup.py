@@ -64,12 +64,43 @@ def _trailing_wake() -> None:
         connections.close_all()
 
 
+#: Errors already logged with their traceback by this process: each is logged in full once.
+_logged_errors: set[str] = set()
+
+
 def enqueue_drain() -> None:
     from django_q.tasks import async_task
 
     try:
         async_task(DRAIN_TASK, group="outbox")
+    except Exception as exc:
+        # The event is committed: a broker that fails must not turn the producer's successful
+        # commit into an error. Say what happens to the events, truthfully.
+        error = f"{type(exc).__name__}: {exc}"
+        first = error not in _logged_errors
+        _logged_errors.add(error)
+        logger.error(
+            "outbox: could not queue a drain task (%s); %s",
+            error,
+            what_happens_next(),
+            exc_info=first,
+        )
+
+
+def what_happens_next() -> str:
+    try:
+        from django_q.models import Schedule
+
+        scheduled = Schedule.objects.filter(func=DRAIN_TASK).exists()
     except Exception:
-        # The event is committed and the periodic schedule will drain it; a broker outage
-        # must not turn the producer's successful commit into an error.
-        logger.exception("outbox: could not queue a drain task; the schedule will pick it up")
+        scheduled = False
+    if scheduled:
+        return (
+            "the events wait for the next run of the drain schedule, which needs a qcluster "
+            "on a working broker (see `manage.py check`)"
+        )
+    return (
+        "no schedule drains the outbox either, so the events wait until `manage.py "
+        "drain_outbox` runs; check Q_CLUSTER (`manage.py check`) and run `manage.py "
+        "outbox_schedule`"
+    )

@@ -429,9 +429,9 @@ def test_dead_event_retried_from_admin_then_dispatched(admin_client, comm_config
         email_subject="Booking {{ ref }}",
         email_body_text="Confirmed {{ ref }}",
     )
-    with override_settings(OUTBOX={"RULES": {}, "WAKE_ON_COMMIT": False}):
-        with transaction.atomic():
-            emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    with override_settings(OUTBOX={"RULES": RULES, "WAKE_ON_COMMIT": False}), transaction.atomic():
+        emit("booking.confirmed", to=customer, context={"ref": "BK1"})
+    with override_settings(OUTBOX={"RULES": {}, "WAKE_ON_COMMIT": False}):  # rule removed
         assert drain().dead == 1
     event = OutboxEvent.objects.get()
     assert event.status == OutboxStatus.DEAD and "No rule" in event.last_error

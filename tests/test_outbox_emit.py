@@ -272,6 +272,16 @@ def test_event_type_must_be_a_non_empty_string(db, outbox_rules, event_type):
     assert_invalid("non-empty event_type", event_type=event_type)
 
 
+def test_an_event_type_no_rule_handles_is_refused_in_the_producer(db, customer, outbox_rules):
+    with transaction.atomic():
+        with pytest.raises(InvalidEventError, match=r"No rule for event type 'booking\.confrimed'"):
+            emit("booking.confrimed", to=customer)
+        with pytest.raises(InvalidEventError, match=r"'booking\.unknown'"):
+            emit_many([{"event_type": "booking.confirmed"}, {"event_type": "booking.unknown"}])
+        emit("booking.confirmed", to=customer)  # the transaction is still usable
+    assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == ["booking.confirmed"]
+
+
 def test_unknown_channel_is_rejected(db, outbox_rules):
     assert_invalid(r"Unknown channel 'fax'; expected one of email, sms", channel="fax")
 

@@ -352,6 +352,7 @@ def test_retried_and_dead_are_logged_with_the_error(relay_setup, caplog, setting
     caplog.set_level(logging.INFO, logger="outbox")
     ScriptedProvider.fail["email"] = ProviderError("throttled", retryable=True)
     retried = emit("booking.confirmed", to=relay_setup, context={"ref": "BK1"})
+    settings.OUTBOX["RULES"] = {**RULES, "booking.unknown": {"template_key": "no_such_template"}}
     dead = emit("booking.unknown", to=relay_setup)
     summary = drain()
     assert (summary.retried, summary.dead) == (1, 1)
@@ -372,7 +373,7 @@ def test_retried_and_dead_are_logged_with_the_error(relay_setup, caplog, setting
         "booking.unknown",
         "",
     )
-    assert record.error.startswith("No rule for event type 'booking.unknown'")
+    assert record.error.startswith("no_such_template (routed): No active message template")
     assert record.retry_at == ""
 
 

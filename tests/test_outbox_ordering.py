@@ -198,7 +198,7 @@ def test_bound_signal_passes_the_ordering_key(db, customer, booking, outbox):
     from outbox import bind_signal
 
     changed = Signal()
-    bind_signal(changed, "booking.changed", ordering_key=lambda booking, **_: f"b:{booking.pk}")
+    bind_signal(changed, "booking.confirmed", ordering_key=lambda booking, **_: f"b:{booking.pk}")
     changed.send(sender=None, booking=booking)
     changed.send(sender=None, booking=booking)
     first, second = OutboxEvent.objects.order_by("ordering_seq")

@@ -142,8 +142,10 @@ def test_message_type_routes_and_channel_forces(comm_config, templates, customer
 # ------------------------------------------------------------------------- the dead letter
 
 
-def test_event_without_rule_is_dead_at_once(comm_config, templates, customer, outbox):
+def test_event_whose_rule_was_removed_is_dead_at_once(comm_config, templates, customer, outbox):
+    outbox["RULES"] = {**RULES, "booking.unknown": RULES["booking.note"]}
     event = emit("booking.unknown", to=customer)
+    outbox["RULES"] = RULES  # emit() refuses a type without a rule; a deploy can remove one
     summary = drain()
     assert (summary.dispatched, summary.retried, summary.dead) == (0, 0, 1)
     row = reload(event)
@@ -437,24 +439,33 @@ def test_drain_command_reports_and_honours_limit_and_batch_size(
     monkeypatch.setattr(relay, "claim", recording_claim)
     for n in range(5):
         emit("booking.confirmed", to=customer, context={"ref": f"R{n}"})
-    emit("booking.unknown", to=customer)
+    emit("booking.missing_template", to=customer)
 
     out = StringIO()
     call_command("drain_outbox", "--limit", "3", "--batch-size", "2", stdout=out)
-    assert out.getvalue() == "Outbox drained: dispatched 3, retried 0, dead 0.\n"
+    assert (
+        out.getvalue()
+        == "Outbox drained: events dispatched 3, retried 0, dead 0; messages sent 3.\n"
+    )
     assert sizes == [2, 1]
     assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).count() == 3
 
     sizes.clear()
     out = StringIO()
     call_command("drain_outbox", "--batch-size", "2", stdout=out)
-    assert out.getvalue() == "Outbox drained: dispatched 2, retried 0, dead 1.\n"
-    assert sizes == [2, 2, 2]  # R3 and R4; the unknown type; then nothing
+    assert (
+        out.getvalue()
+        == "Outbox drained: events dispatched 2, retried 0, dead 1; messages sent 2.\n"
+    )
+    assert sizes == [2, 2, 2]  # R3 and R4; the missing template; then nothing
     assert len(memory.messages) == 5
 
     out = StringIO()
     call_command("drain_outbox", stdout=out)
-    assert out.getvalue() == "Outbox drained: dispatched 0, retried 0, dead 0.\n"
+    assert (
+        out.getvalue()
+        == "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0.\n"
+    )
 
 
 def test_a_rate_limit_cuts_the_batch_to_what_half_the_lease_can_send(
@@ -497,7 +508,7 @@ def test_drain_command_rejects_bad_values(db, outbox, arguments, error):
 
 def test_drain_task_returns_the_summary(comm_config, templates, customer, outbox):
     emit("booking.confirmed", to=customer, context={"ref": "BK1"})
-    assert tasks.drain() == "dispatched 1, retried 0, dead 0"
+    assert tasks.drain() == "events dispatched 1, retried 0, dead 0; messages sent 1"
 
 
 # ------------------------------------------------------------------------- wake-up on commit
@@ -517,7 +528,7 @@ def test_commit_dispatches_through_the_django_q_task(
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {OutboxStatus.DISPATCHED}
     [task] = Task.objects.all()
     assert (task.func, task.success, task.group) == ("outbox.tasks.drain", True, "outbox")
-    assert task.result == "dispatched 2, retried 0, dead 0"
+    assert task.result == "events dispatched 2, retried 0, dead 0; messages sent 3"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -66,9 +66,14 @@ def test_plain_strings_are_addresses(comm_config, template):
         ("not-an-email", "email", "Invalid email address"),
         ("John <john@example.com>", "email", "Invalid email address"),
         ("a@example.com\nBcc: victim@example.com", "email", "Invalid email address"),
-        ("john@example.com", "sms", "Invalid sms phone number"),
-        ("+44 123", "sms", "not a valid number"),
+        ("john@example.com", "sms", "Invalid sms phone number 'john@example.com': it is not a"),
+        ("+44 123", "sms", "'+44 123': it has too few digits for a +44 number."),
+        ("+44 7911 1234567890", "sms", "the wrong number of digits for a +44 number"),
+        ("07911 123456", "sms", "international format, +<country code> <number>"),
         ("07911 123456", "sms", "DEFAULT_PHONE_REGION"),
+        ("+999 1234", "sms", "no country code follows its +"),
+        ("+1 555 0100", "sms", "it lacks an area code"),
+        ("+1 200 555 0100", "sms", "no +1 number is in use with these digits"),
     ],
 )
 def test_unusable_recipient_is_rejected_before_anything_is_written(
@@ -79,6 +84,7 @@ def test_unusable_recipient_is_rejected_before_anything_is_written(
 
     assert reason in str(info.value)
     assert channel in str(info.value)
+    assert "(0)" not in str(info.value) and "(1)" not in str(info.value)  # phonenumbers' codes
     assert_nothing_sent()
 
 

@@ -165,7 +165,7 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert "Subject: Booking BK-2001 confirmed" in relay
     assert "Subject: Booking BK-2001 cancelled" in relay
     assert "\nBooking BK-2001 cancelled. Sandbox Travel\n" in relay  # the SMS
-    assert "Outbox drained: dispatched 2, retried 0, dead 0." in relay
+    assert "Outbox drained: events dispatched 2, retried 0, dead 0; messages sent 3." in relay
     assert_committed_booking_notified(first, db)
     assert_nothing_about_the_rolled_back_booking(first, db)
 
@@ -185,7 +185,7 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert "console-" not in second.split("8. Audit log", 1)[0]
     assert second.count("already sent earlier") == 3
     assert second.count("already written earlier, not written again") == 2
-    assert "Outbox drained: dispatched 0, retried 0, dead 0." in second
+    assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in second
     assert_committed_booking_notified(second, db)
     assert_nothing_about_the_rolled_back_booking(second, db)
     assert "(6 of 6 messages shown)" in second
@@ -193,7 +193,7 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     # --resend sends fresh copies of the direct sends; the outbox sends nothing again.
     third = manage("demo", "--resend", db=db)
     assert "SMS console-" in third
-    assert "Outbox drained: dispatched 0, retried 0, dead 0." in third
+    assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in third
     assert_nothing_about_the_rolled_back_booking(third, db)
     assert "(9 of 9 messages shown)" in third
 

@@ -11,9 +11,16 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
-from ..exceptions import ProviderError
+from ..exceptions import ProviderConfigurationError, ProviderError
 
 #: Fail fast during an outage: short timeouts and one retry; the outbox retries later.
 CLIENT_CONFIG = Config(
@@ -66,6 +73,21 @@ def provider_error(exc: ClientError | BotoCoreError, provider: str) -> ProviderE
         return ProviderError(description, retryable=retryable, provider=provider)
     if isinstance(exc, ParamValidationError):
         return ProviderError(str(exc), retryable=False, provider=provider)
-    # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError,
-    # NoCredentialsError...: an outage or a configuration an administrator can fix.
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ProviderConfigurationError(
+            f"AWS found no usable credentials ({type(exc).__name__}: {exc}). Give the process "
+            "credentials (an IAM role, or the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "environment variables, or AWS_PROFILE), or fill in both "
+            f"{provider}_access_key_id and {provider}_secret_access_key in the communication "
+            "settings.",
+            provider=provider,
+        )
+    if isinstance(exc, NoRegionError):
+        return ProviderConfigurationError(
+            f"AWS has no region for {provider}: set {provider}_region in the communication "
+            "settings (or AWS_DEFAULT_REGION).",
+            provider=provider,
+        )
+    # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...:
+    # an outage.
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True, provider=provider)

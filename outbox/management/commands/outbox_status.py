@@ -60,4 +60,10 @@ def describe(figures: OutboxHealth) -> str:
         f"  dead in the last hour {figures.dead_last_hour}",
         f"  dispatched per minute {figures.dispatched_per_minute:.1f} (last 5 minutes)",
     ]
+    if figures.configuration_problems:
+        lines += [
+            f"  CONFIGURATION PROBLEM: {figures.configuration_problems} pending event(s) wait "
+            "for an administrator; the latest error:",
+            f"    {figures.configuration_error}",
+        ]
     return "\n".join(lines)
