@@ -1,9 +1,11 @@
 """A read-only viewer of the outbox, with permission-gated "Retry now" and "Discard" actions.
 
-Nobody adds or edits events here: the change page only shows them (context as indented JSON, the
-recipient and related object, the messages the event produced). Superusers may delete events.
-Retrying needs ``outbox.retry_outboxevent``, discarding ``outbox.discard_outboxevent``; the state
-changes themselves live in :mod:`outbox.operations`.
+Nobody adds, edits or deletes events here: the change page only shows them (context as indented
+JSON, the recipient and related object, the messages the event produced); pruning is what
+removes history. A site that wants deletion subclasses the admin with ``allow_delete = True``
+(see the README). Retrying ("Retry now": a list action, and a button on a dead event's page)
+needs ``outbox.retry_outboxevent``, discarding ``outbox.discard_outboxevent``; the state changes
+themselves live in :mod:`outbox.operations`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
@@ -27,7 +35,7 @@ from .operations import discard, retry_now
 
 # pre-wrap: long JSON strings and tracebacks wrap instead of widening the page on a phone.
 PRE_STYLE = "white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: 0;"
-ERROR_PREVIEW_CHARS = 80
+ERROR_PREVIEW_CHARS = 300
 
 
 def skipped_text(count: int) -> str:
@@ -42,14 +50,9 @@ def skipped_text(count: int) -> str:
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(admin.ModelAdmin):
-    list_display = (
-        "event_type",
-        "status",
-        "attempts",
-        "created_at",
-        "available_at",
-        "last_error_preview",
-    )
+    # No "available at" column: for most rows it is a past lease end, and the last error needs
+    # the width (see change_list.html).
+    list_display = ("event_type", "status", "attempts", "created", "last_error_preview")
     list_filter = ("status", ("event_type", admin.AllValuesFieldListFilter), "created_at")
     search_fields = ("event_type", "idempotency_key", "ordering_key", "related_object_id")
     date_hierarchy = "created_at"
@@ -57,6 +60,8 @@ class OutboxEventAdmin(admin.ModelAdmin):
     # No foreign key is shown in the list; recipients and related objects only on the detail page.
     list_select_related = False
     actions = ("retry_events", "discard_events")
+    #: Subclass with True to let superusers delete events (and re-register the admin).
+    allow_delete = False
     fieldsets = (
         (
             None,
@@ -67,7 +72,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "attempts",
-                    "available_at",
+                    "next_attempt",
                     "dispatched_at",
                     "claim_token",
                     "last_error_full",
@@ -86,7 +91,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "idempotency_key",
         "ordering_key",
         "attempts",
-        "available_at",
+        "next_attempt",
         "dispatched_at",
         "claim_token",
         "last_error_full",
@@ -98,6 +103,15 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or obj.status == OutboxStatus.PENDING:
+            return self.fieldsets
+        # A final or dead event has no next attempt: its available_at is an old lease end.
+        return tuple(
+            (name, {**options, "fields": [f for f in options["fields"] if f != "next_attempt"]})
+            for name, options in self.fieldsets
+        )
 
     # ------------------------------------------------------------------ health figures
 
@@ -120,7 +134,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser
+        return self.allow_delete and request.user.is_active and request.user.is_superuser
 
     def _has_custom_permission(self, request, action: str) -> bool:
         opts = self.opts
@@ -162,6 +176,42 @@ class OutboxEventAdmin(admin.ModelAdmin):
             skipped_text(selected - done),
         )
 
+    # ------------------------------------------------------------------ "Retry now" on the page
+
+    def get_urls(self):
+        opts = self.opts
+        retry = path(
+            "<path:object_id>/retry/",
+            self.admin_site.admin_view(self.retry_view),
+            name=f"{opts.app_label}_{opts.model_name}_retry",
+        )
+        return [retry, *super().get_urls()]
+
+    def retry_view(self, request, object_id):
+        """POST: "Retry now" for this one event, then back to its page."""
+        if request.method != "POST" or not self.has_retry_permission(request):
+            raise PermissionDenied
+        event = get_object_or_404(OutboxEvent, pk=object_id)
+        self.retry_events(request, OutboxEvent.objects.filter(pk=event.pk))
+        opts = self.opts
+        return HttpResponseRedirect(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change",
+                args=[event.pk],
+                current_app=self.admin_site.name,
+            )
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        can_retry = (
+            event is not None
+            and event.status == OutboxStatus.DEAD
+            and self.has_retry_permission(request)
+        )
+        extra_context = {"outbox_can_retry": can_retry, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def _report(self, request, done: int, skipped: int, done_text: str, skipped_text: str):
         if done:
             self.message_user(request, done_text % {"count": done}, messages.SUCCESS)
@@ -171,6 +221,11 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     # ------------------------------------------------------------------ list columns
 
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, obj: OutboxEvent) -> str:
+        # Compact (2025-05-01 12:00): the width goes to the last error.
+        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i")
+
     @admin.display(description=_("last error"))
     def last_error_preview(self, obj: OutboxEvent):
         if not obj.last_error:
@@ -178,9 +233,9 @@ class OutboxEventAdmin(admin.ModelAdmin):
         lines = obj.last_error.strip().splitlines() or [""]
         short = Truncator(lines[0]).chars(ERROR_PREVIEW_CHARS)
         if short == obj.last_error:
-            return short
-        full = Truncator(obj.last_error).chars(500)
-        return format_html('<span title="{}">{}</span>', full, short)
+            return format_html('<span class="outbox-error">{}</span>', short)
+        full = Truncator(obj.last_error).chars(1000)
+        return format_html('<span class="outbox-error" title="{}">{}</span>', full, short)
 
     # ------------------------------------------------------------------ detail fields
 
@@ -189,6 +244,16 @@ class OutboxEventAdmin(admin.ModelAdmin):
         if not obj.last_error:
             return "-"
         return format_html('<pre style="{}">{}</pre>', PRE_STYLE, obj.last_error)
+
+    @admin.display(description=_("next attempt"))
+    def next_attempt(self, obj: OutboxEvent):
+        """A pending event's available_at, said as what it means (shown for pending only)."""
+        when = date_format(timezone.localtime(obj.available_at), "DATETIME_FORMAT")
+        if obj.claim_token is not None and obj.available_at > timezone.now():
+            return _("being sent now; if the relay stops, again after its lease ends (%s)") % when
+        if obj.available_at > timezone.now():
+            return _("not before %s") % when
+        return _("due since %s") % when
 
     @admin.display(description=_("context"))
     def context_json(self, obj: OutboxEvent):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
@@ -19,6 +20,9 @@ SETTINGS_URL = "admin:django_communication_communicationsettings_change"
 
 def template_url(row: MessageTemplate) -> str:
     return reverse("admin:django_communication_messagetemplate_change", args=[row.pk])
+
+
+MESSAGES_URL = "/admin/django_communication/message/"
 
 
 def message_url(message: Message) -> str:
@@ -212,7 +216,9 @@ def test_message_links_to_recipient_and_related_object(admin_client, admin_user,
     assert f"booking #{message.related_object_id} (deleted)" in content
 
 
-def test_only_superusers_delete_messages(admin_client, client, django_user_model):
+def test_nobody_deletes_messages_unless_the_site_allows_it(
+    admin_client, client, django_user_model, monkeypatch
+):
     message = make_message()
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
     staff.user_permissions.set(
@@ -226,7 +232,17 @@ def test_only_superusers_delete_messages(admin_client, client, django_user_model
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
     assert Message.objects.filter(pk=message.pk).exists()
 
-    assert admin_client.get(delete_url).status_code == 200
+    # The audit log is read-only for superusers too: no delete page, action or button.
+    assert admin_client.get(delete_url).status_code == 403
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert "delete_selected" not in admin_client.get(MESSAGES_URL).content.decode()
+    assert "deletelink" not in admin_client.get(message_url(message)).content.decode()
+    assert Message.objects.filter(pk=message.pk).exists()
+
+    # The documented switch: allow_delete = True (in a subclass) lets superusers delete.
+    monkeypatch.setattr(admin.site._registry[Message], "allow_delete", True)
+    assert "deletelink" in admin_client.get(message_url(message)).content.decode()
+    assert client.get(delete_url).status_code == 403  # still not staff
     admin_client.post(delete_url, {"post": "yes"})
     assert not Message.objects.filter(pk=message.pk).exists()
 
@@ -273,9 +289,19 @@ def test_settings_page_never_shows_secrets(admin_client, stored_secret):
     assert "s3cr3t" not in content
     assert 'type="password" name="ses_secret_access_key"' in content
     assert "A value is stored" in content
-    for name in ("console", "memory", "django", "ses", "sns"):
-        assert name in content
-    assert "Known providers: console, django, memory, ses, sns" in content
+    # Each channel offers the providers that can send on it.
+    form = response.context["adminform"].form
+    assert [c for c, _ in form.fields["email_provider"].choices] == [
+        "console",
+        "django",
+        "memory",
+        "ses",
+    ]
+    assert [c for c, _ in form.fields["sms_provider"].choices] == ["console", "memory", "sns"]
+    assert '<select name="sms_provider"' in content
+    for label in ("SES region", "SMS provider", "SNS access key ID", "SMS origination number"):
+        assert f">{label}:</label>" in content
+    assert "Ses region" not in content and "Sms provider" not in content
 
 
 def test_settings_blank_secret_keeps_the_stored_value(admin_client, stored_secret):
@@ -315,6 +341,52 @@ def test_settings_rejects_unknown_provider(admin_client, stored_secret):
     response = admin_client.post(reverse(SETTINGS_URL), data)
     assert response.status_code == 200
     content = response.content.decode()
-    assert "Unknown provider" in content
+    assert "Select a valid choice. carrier-pigeon is not one of the available choices." in content
     assert "s3cr3t" not in content
     assert CommunicationSettings.objects.get().sms_provider == "console"
+    # An email-only provider is no choice for SMS.
+    response = admin_client.post(reverse(SETTINGS_URL), settings_data(sms_provider="ses"))
+    assert "Select a valid choice. ses is not one" in response.content.decode()
+
+
+def test_settings_keeps_showing_a_stored_provider_that_no_longer_exists(
+    admin_client, stored_secret
+):
+    CommunicationSettings.objects.update(sms_provider="carrier-pigeon")
+    response = admin_client.get(reverse(SETTINGS_URL))
+    form = response.context["adminform"].form
+    assert form.initial["sms_provider"] == "carrier-pigeon"
+    assert "carrier-pigeon" in [c for c, _ in form.fields["sms_provider"].choices]
+    response = admin_client.post(
+        reverse(SETTINGS_URL), settings_data(sms_provider="carrier-pigeon")
+    )
+    assert "Unknown provider" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("number", "saved", "error"),
+    [
+        ("+1 415 555 2671", "+14155552671", None),
+        ("+447911123456", "+447911123456", None),
+        ("", "", None),
+        ("07911 123456", None, "it has no country code"),
+        ("+44 123", None, "it has too few digits for a +44 number"),
+        ("+15550100", None, "it lacks an area code"),
+    ],
+)
+def test_settings_origination_number_must_be_e164(
+    admin_client, stored_secret, number, saved, error
+):
+    response = admin_client.post(
+        reverse(SETTINGS_URL), settings_data(sms_origination_number=number)
+    )
+    config = CommunicationSettings.objects.get()
+    if error is None:
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        assert config.sms_origination_number == saved
+    else:
+        assert response.status_code == 200
+        [message] = response.context["adminform"].form.errors["sms_origination_number"]
+        assert message.startswith("Enter the number in E.164 form, such as +14155552671: ")
+        assert error in message
+        assert config.sms_origination_number == ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from django_communication.models import Message, MessageTemplate
+from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from tests.browser import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -50,6 +52,7 @@ def test_filter_message_log_by_status(admin_page, live_server, messages):
     rows.first.locator("th a").click()
     page.wait_for_selector("text=Throttled")
     assert page.locator("input[name=_save]").count() == 0
+    assert page.locator("a.deletelink").count() == 0  # the audit log is read-only
 
 
 def test_template_change_page_shows_rendered_preview(admin_page, live_server, transactional_db):
@@ -83,3 +86,35 @@ def test_template_change_page_shows_rendered_preview(admin_page, live_server, tr
     assert page.title() != "owned"
     preview.scroll_into_view_if_needed()  # off-screen iframes are not painted in screenshots
     save_screenshot(page, "admin-template-preview")
+
+
+def test_settings_offer_each_channels_providers_and_check_the_origination_number(
+    admin_page, live_server, transactional_db
+):
+    page = admin_page
+    page.goto(f"{live_server.url}/admin/django_communication/communicationsettings/")
+    sms = page.locator("select#id_sms_provider option")
+    assert sms.all_inner_texts() == ["console", "memory", "sns"]
+    email = page.locator("select#id_email_provider option")
+    assert email.all_inner_texts() == ["console", "django", "memory", "ses"]
+    labels = page.locator("label").all_inner_texts()
+    assert "SES region:" in labels and "SMS provider:" in labels
+    assert "Ses region:" not in labels and "Sms provider:" not in labels
+
+    page.select_option("select#id_sms_provider", "sns")
+    page.fill("#id_sms_origination_number", "07911 123456")
+    page.click("input[name=_save]")
+    error = page.locator(".field-sms_origination_number .errorlist")
+    error.wait_for()
+    assert error.inner_text().startswith(
+        "Enter the number in E.164 form, such as +14155552671: it has no country code"
+    )
+    assert CommunicationSettings.objects.get().sms_origination_number == ""
+    save_screenshot(page, "admin-settings-origination-number")
+
+    page.fill("#id_sms_origination_number", "+44 7911 123456")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r"/admin/$"))
+    assert "changed successfully" in page.locator("ul.messagelist li").inner_text()
+    config = CommunicationSettings.objects.get()
+    assert (config.sms_provider, config.sms_origination_number) == ("sns", "+447911123456")

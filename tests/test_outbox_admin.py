@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
@@ -122,16 +123,20 @@ def test_changelist_columns_newest_first(admin_client):
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == [new, old]
     body = response.content.decode()
-    for header in ("Event type", "Status", "Attempts", "Created at", "Available at", "Last error"):
+    for header in ("Event type", "Status", "Attempts", "Created at", "Last error"):
         assert header in body
-    # The cell shows the first line, truncated; the tooltip holds the rest.
+    # No old lease ends in the list: the column's width goes to the last error.
+    assert "Available at" not in body
+    # The cell shows the first line, up to 300 characters; the tooltip holds the rest.
     cell = re.search(
-        r'<td class="field-last_error_preview"><span title="([^"]*)">([^<]*)</span>', body
+        r'<td class="field-last_error_preview">'
+        r'<span class="outbox-error" title="([^"]*)">([^<]*)</span>',
+        body,
     )
     assert cell is not None
     tooltip, shown = cell.groups()
     assert shown.startswith("Gave up after 8 attempts: xxx")
-    assert shown.endswith("…") and len(shown) == 80
+    assert shown.endswith("…") and len(shown) == 300
     assert "second line" in tooltip
 
 
@@ -252,6 +257,43 @@ def test_detail_shows_pretty_context_references_and_message_links(admin_client, 
     assert 'name="_save"' not in body
 
 
+def test_next_attempt_is_shown_for_pending_events_only(admin_client):
+    past, future = timezone.now() - timedelta(hours=1), timezone.now() + timedelta(minutes=5)
+    due = make_event(available_at=past)
+    backing_off = make_event(attempts=2, available_at=future, last_error="throttled")
+    in_flight = make_event(attempts=1, claim_token=uuid.uuid4(), available_at=future)
+    assert "Next attempt" in (body := admin_client.get(change_url(due)).content.decode())
+    assert "due since" in body
+    assert "not before" in admin_client.get(change_url(backing_off)).content.decode()
+    assert "being sent now" in admin_client.get(change_url(in_flight)).content.decode()
+    for status in (OutboxStatus.DEAD, OutboxStatus.DISPATCHED, OutboxStatus.CANCELLED):
+        body = admin_client.get(change_url(make_event(status=status, available_at=past))).content
+        # An old lease end means nothing for these: neither the field nor its label is shown.
+        assert b"Next attempt" not in body and b"Available at" not in body
+
+
+def test_retry_now_button_on_a_dead_events_page(admin_client, viewer_client):
+    dead = make_event(status=OutboxStatus.DEAD, attempts=8, last_error="Gave up")
+    pending = make_event()
+    retry_url = reverse("admin:outbox_outboxevent_retry", args=[dead.pk])
+    body = admin_client.get(change_url(dead)).content.decode()
+    assert f'action="{retry_url}"' in body and "outbox-retry-now" in body
+    assert "outbox-retry-now" not in admin_client.get(change_url(pending)).content.decode()
+    # Without the retry permission: no button, and the URL refuses.
+    assert "outbox-retry-now" not in viewer_client.get(change_url(dead)).content.decode()
+    assert viewer_client.post(retry_url).status_code == 403
+    assert admin_client.get(retry_url).status_code == 403  # a state change needs a POST
+    dead.refresh_from_db()
+    assert dead.status == OutboxStatus.DEAD
+
+    response = admin_client.post(retry_url, follow=True)
+    assert response.redirect_chain[-1][0] == change_url(dead)
+    assert flash(response) == [("success", "1 event will be sent again now.")]
+    dead.refresh_from_db()
+    assert (dead.status, dead.attempts) == (OutboxStatus.PENDING, 0)
+    assert "outbox-retry-now" not in response.content.decode()
+
+
 def test_detail_of_deleted_references_and_no_messages(admin_client, customer):
     ct = ContentType.objects.get_for_model(customer)
     event = make_event(to_content_type=ct, to_object_id="999999", context={})
@@ -287,12 +329,19 @@ def test_post_to_change_page_changes_nothing(admin_client):
     assert OutboxEvent.objects.values().get(pk=event.pk) == before
 
 
-def test_delete_is_for_superusers_only(admin_client, retrier_client):
-    event = make_event()
+def test_nobody_deletes_events_unless_the_site_allows_it(admin_client, retrier_client, monkeypatch):
+    event = make_event(status=OutboxStatus.DEAD)
     delete_url = reverse("admin:outbox_outboxevent_delete", args=[event.pk])
     assert retrier_client.get(delete_url).status_code == 403
     assert retrier_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert admin_client.get(delete_url).status_code == 403
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert "deletelink" not in admin_client.get(change_url(event)).content.decode()
     assert OutboxEvent.objects.filter(pk=event.pk).exists()
+    # The documented switch: allow_delete = True (in a subclass) lets superusers delete.
+    monkeypatch.setattr(admin.site._registry[OutboxEvent], "allow_delete", True)
+    assert "delete_selected" in action_names(admin_client.get(CHANGELIST))
+    assert retrier_client.get(delete_url).status_code == 403
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not OutboxEvent.objects.filter(pk=event.pk).exists()
 
@@ -303,7 +352,7 @@ def test_delete_is_for_superusers_only(admin_client, retrier_client):
 def test_superuser_sees_every_action(admin_client):
     make_event()
     names = action_names(admin_client.get(CHANGELIST))
-    assert set(names) == {"retry_events", "discard_events", "delete_selected"}
+    assert set(names) == {"retry_events", "discard_events"}  # no delete_selected
 
 
 def test_retry_now(admin_client):

@@ -54,26 +54,69 @@ def test_filter_open_and_retry_a_dead_event(admin_page, live_server, events):
     message_link = page.locator(".outbox-messages a")
     assert message_link.inner_text() == "Email to john@example.com"
     assert page.locator("input[name=_save]").count() == 0
+    # Read-only history: no delete button; a dead event has no "next attempt" (an old lease end).
+    assert page.locator("a.deletelink").count() == 0
+    assert page.get_by_text("Next attempt").count() == 0
+    assert page.get_by_text("Available at").count() == 0
+    assert page.locator("button.outbox-retry-now").is_visible()
     save_screenshot(page, "outbox-admin-detail")
 
     message_link.click()
     page.wait_for_url(re.compile(r"/admin/django_communication/message/.+/change/"))
     page.go_back()
 
-    page.goto(f"{live_server.url}/admin/outbox/outboxevent/?status__exact=dead")
-    page.locator("#result_list tbody input.action-select").first.check()
-    page.select_option("select[name=action]", "retry_events")
-    page.locator("button[name=index]").click()
+    # "Retry now" on the event's own page.
+    page.locator("button.outbox-retry-now").click()
     success = page.locator("ul.messagelist li.success")
     success.wait_for()
     assert success.inner_text() == "1 event will be sent again now."
-
+    page.wait_for_url(re.compile(rf"/admin/outbox/outboxevent/{events.pk}/change/$"))
     events.refresh_from_db()
-    assert events.status == OutboxStatus.PENDING
-    assert events.attempts == 0
+    assert (events.status, events.attempts) == (OutboxStatus.PENDING, 0)
+    # Pending now: no button any more, and the next attempt is said in words.
+    assert page.locator("button.outbox-retry-now").count() == 0
+    assert "due since" in page.locator(".field-next_attempt").inner_text()
+    save_screenshot(page, "outbox-admin-retried")
+
+    # The list action does the same for a selection; no bulk delete among the actions.
+    OutboxEvent.objects.filter(pk=events.pk).update(status=OutboxStatus.DEAD)
+    page.goto(f"{live_server.url}/admin/outbox/outboxevent/?status__exact=dead")
+    options = page.locator("select[name=action] option").all_inner_texts()
+    assert "Retry now" in options and not any("Delete" in text for text in options)
+    page.locator("#result_list tbody input.action-select").first.check()
+    page.select_option("select[name=action]", "retry_events")
+    page.locator("button[name=index]").click()
+    page.locator("ul.messagelist li.success").wait_for()
     # Still on the "dead" filter, which is now empty.
     assert page.locator("#result_list tbody tr").count() == 0
-    save_screenshot(page, "outbox-admin-retried")
+
+
+def test_last_error_is_readable_in_the_list_at_1400_px(admin_page, live_server, events):
+    error = (
+        "Gave up after 8 attempts: booking_confirmation (email): ses: EndpointConnectionError: "
+        'Could not connect to the endpoint URL: "https://email.eu-west-1.amazonaws.com/v2/email/'
+        'outbound-emails" (retryable)'
+    )
+    OutboxEvent.objects.update(last_error=error)
+    page = admin_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/admin/outbox/outboxevent/")
+    cell = page.locator("#result_list tbody td.field-last_error_preview").first
+    box = cell.bounding_box()
+    results = page.locator("#changelist .results").bounding_box()
+    # The whole cell is on screen, inside the results box (no sideways scrolling to find it),
+    # wide enough for whole phrases, and shows the error whole.
+    assert box["x"] >= results["x"] and box["x"] + box["width"] <= results["x"] + results["width"]
+    assert box["x"] + box["width"] <= 1400 and box["width"] >= 250
+    assert cell.inner_text() == error
+    assert (
+        page.evaluate(
+            "(() => { const r = document.querySelector('#changelist .results');"
+            " return r.scrollWidth - r.clientWidth; })()"
+        )
+        <= 0
+    )
+    save_screenshot(page, "outbox-admin-list-1400")
 
 
 def test_list_at_phone_width(admin_page, live_server, events):

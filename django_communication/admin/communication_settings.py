@@ -1,6 +1,7 @@
-"""Admin of the settings singleton: providers checked against the registry; AWS secret keys
-are write-only (the form never renders them back; a blank field keeps the stored value and a
-"clear" box removes it)."""
+"""Admin of the settings singleton: each channel's provider chosen from those that can serve it
+(the registry); the SMS origination number checked as E.164; AWS secret keys are write-only
+(the form never renders them back; a blank field keeps the stored value and a "clear" box
+removes it)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from solo.admin import SingletonModelAdmin
 
+from ..choices import Channel
 from ..models import CommunicationSettings
-from ..providers.registry import provider_choice_errors, provider_paths
+from ..providers.registry import provider_choice_errors, providers_for_channel
+from ..recipients import e164
 
 SECRET_FIELDS = ("ses_secret_access_key", "sns_secret_access_key")
 
@@ -50,6 +54,28 @@ class CommunicationSettingsForm(forms.ModelForm):
             name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
             for name in SECRET_FIELDS
         }
+        labels = {
+            "email_provider": _("Email provider"),
+            "email_from_address": _("From address"),
+            "email_from_name": _("From name"),
+            "email_reply_to": _("Reply-To address"),
+            "sms_provider": _("SMS provider"),
+            "sms_sender_id": _("SMS sender ID"),
+            "sms_origination_number": _("SMS origination number"),
+            "ses_region": _("SES region"),
+            "ses_configuration_set": _("SES configuration set"),
+            "ses_access_key_id": _("SES access key ID"),
+            "ses_secret_access_key": _("SES secret access key"),
+            "sns_region": _("SNS region"),
+            "sns_access_key_id": _("SNS access key ID"),
+            "sns_secret_access_key": _("SNS secret access key"),
+        }
+        help_texts = {
+            "sms_origination_number": _(
+                "The number SMS are sent from, in E.164 form: + and the country code, e.g. "
+                "+14155552671."
+            ),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,13 +91,38 @@ class CommunicationSettingsForm(forms.ModelForm):
                 if stored
                 else _("Not set. Blank: boto3 finds credentials itself (recommended).")
             )
-        names = ", ".join(sorted(provider_paths()))
-        for name, channel in (("email_provider", "email"), ("sms_provider", "SMS")):
-            if name in self.fields:
-                self.fields[name].help_text = _(
-                    "Provider that sends %(channel)s. Known providers: %(names)s. Add your own in "
+        for name, channel, label in (
+            ("email_provider", Channel.EMAIL, "email"),
+            ("sms_provider", Channel.SMS, "SMS"),
+        ):
+            if name not in self.fields:
+                continue
+            names = providers_for_channel(channel)
+            current = getattr(self.instance, name, "")
+            if current and current not in names:  # kept visible, so that saving reports it
+                names.append(current)
+            self.fields[name] = forms.ChoiceField(
+                choices=[(provider, provider) for provider in names],
+                label=self.fields[name].label,
+                help_text=_(
+                    "The providers that can send %(channel)s. Add your own in "
                     "settings.COMMUNICATION['PROVIDERS']."
-                ) % {"channel": channel, "names": names}
+                )
+                % {"channel": label},
+            )
+
+    def clean_sms_origination_number(self) -> str:
+        number = (self.cleaned_data.get("sms_origination_number") or "").strip()
+        if not number:
+            return ""
+        try:
+            normalised = e164(number)
+        except ValueError as exc:
+            raise ValidationError(
+                _("Enter the number in E.164 form, such as +14155552671: %(reason)s.")
+                % {"reason": exc}
+            ) from None
+        return normalised
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

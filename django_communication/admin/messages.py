@@ -1,5 +1,6 @@
-"""Message admin: a read-only audit log (nobody adds or edits rows here; superusers may delete
-them), with the status history (provider events, raw payloads) as an inline."""
+"""Message admin: a read-only audit log (nobody adds, edits or deletes rows here; a subclass
+with ``allow_delete = True`` lets superusers delete, see the README), with the status history
+(provider events, raw payloads) as an inline."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ class MessageEventInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    """The audit log: read-only, deletable by superusers only."""
+    """The audit log: read-only. ``allow_delete = True`` in a subclass lets superusers delete."""
+
+    #: Subclass with True to let superusers delete messages (and re-register the admin).
+    allow_delete = False
 
     inlines = (MessageEventInline,)
 
@@ -115,7 +119,7 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser
+        return self.allow_delete and request.user.is_active and request.user.is_superuser
 
     @admin.display(description=_("recipient"))
     def recipient_link(self, obj: Message):

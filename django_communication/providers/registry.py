@@ -27,6 +27,20 @@ def provider_paths() -> dict[str, str]:
     return {**BUILTIN_PROVIDERS, **comm_settings.providers}
 
 
+def providers_for_channel(channel: str) -> list[str]:
+    """The names of the providers (built in and COMMUNICATION["PROVIDERS"]) that import and can
+    send on ``channel``, sorted."""
+    names = []
+    for name in sorted(provider_paths()):
+        try:
+            cls = provider_class(name)
+        except ConfigurationError:
+            continue
+        if channel in getattr(cls, "channels", ()):
+            names.append(name)
+    return names
+
+
 def provider_class(name: str) -> type[BaseProvider]:
     paths = provider_paths()
     if name not in paths:
