@@ -9,6 +9,9 @@ from django_communication.base_models import UUIDTimestampedModel
 
 from .context import ContextDecoder, ContextEncoder
 
+#: Every message the outbox sends has an idempotency key starting with this.
+MESSAGE_KEY_ROOT = "outbox:"
+
 
 class OutboxStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
@@ -110,9 +113,13 @@ class OutboxEvent(UUIDTimestampedModel):
     @property
     def message_key_prefix(self) -> str:
         """Every Message this event produced has an idempotency key starting with this."""
-        return f"outbox:{self.pk}:"
+        return f"{MESSAGE_KEY_ROOT}{self.pk}:"
 
     def messages(self):
         from django_communication.models import Message
 
-        return Message.objects.filter(idempotency_key__startswith=self.message_key_prefix)
+        # The first condition is the predicate of the partial index outbox.0008 creates on
+        # PostgreSQL, stated as the index states it, so that the planner may use the index.
+        return Message.objects.filter(idempotency_key__startswith=MESSAGE_KEY_ROOT).filter(
+            idempotency_key__startswith=self.message_key_prefix
+        )

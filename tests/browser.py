@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +37,15 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ADMIN_USERNAME = "browser-admin"
 ADMIN_PASSWORD = "browser-admin-password"
+#: Chromium puts its singleton socket under the temp dir, and a Unix socket path has a limit of
+#: about 107 bytes: a long TMPDIR (nox's .nox/<session>/tmp in a deep checkout) kills the launch.
+SHORT_TEMP_ROOT = "/tmp"
+
+
+def short_temp_dir() -> str:
+    """A fresh temp dir with a short path, whatever TMPDIR says."""
+    root = SHORT_TEMP_ROOT if os.path.isdir(SHORT_TEMP_ROOT) else None
+    return tempfile.mkdtemp(prefix="pw-", dir=root)
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +61,12 @@ def browser():
         pytest.skip("playwright is not installed (pip install -e '.[test]')")
     # Playwright's sync API keeps an asyncio loop running in this thread, which trips Django's
     # async-unsafe guard on every ORM call the test makes while the browser is open.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # The Playwright driver (which makes the profile dir) and Chromium (its singleton socket)
+    # both take their temp dir from the environment: give them a short one of their own.
+    temp = short_temp_dir()
+    overrides = {"DJANGO_ALLOW_ASYNC_UNSAFE": "true", "TMPDIR": temp, "TMP": temp, "TEMP": temp}
+    previous = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
     try:
         with sync_playwright() as playwright:
             chromium = playwright.chromium.launch(
@@ -62,10 +77,12 @@ def browser():
             finally:
                 chromium.close()
     finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
