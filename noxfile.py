@@ -1,6 +1,7 @@
 """Sessions: tests (Django x Python matrix, SQLite then PostgreSQL), lint, demo, bench.
 
-nox -s tests            every combination below
+nox -s tests            every combination below: the fast suite on each, and the slow
+                        (multi-process) and browser tests too on the newest (FULL)
 nox -s "tests(python='3.11', django='5.2')"
 nox -s lint demo bench
 """
@@ -19,6 +20,11 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 MATRIX = [("3.11", "4.2"), ("3.11", "5.2"), ("3.12", "6.0")]
+#: The combination that also runs the slow and browser tests (on both databases): they exercise
+#: processes, the ORM's SQL and the admin's pages, which the fast suite covers on every other
+#: combination. A -m in posargs (nox -s tests -- -m slow) replaces this selection.
+FULL = MATRIX[-1]
+FAST = ["-m", "not slow and not browser"]
 
 
 def postgres_reachable() -> bool:
@@ -38,7 +44,7 @@ def database_url(session: nox.Session, name: str) -> str:
 @nox.session
 @nox.parametrize("python,django", MATRIX)
 def tests(session: nox.Session, django: str) -> None:
-    """The test suite on SQLite, then on PostgreSQL (required when CI is set)."""
+    """The suite on SQLite, then PostgreSQL (required under CI); slow and browser on FULL only."""
     session.install("-e", ".[test]", f"django~={django}.0")
     session.run(
         "python",
@@ -51,10 +57,11 @@ def tests(session: nox.Session, django: str) -> None:
     )
     tmp = Path(session.create_tmp())
     sqlite = f"sqlite:///{tmp / 'db.sqlite3'}"
-    session.run("pytest", *session.posargs, env={"DATABASE_URL": sqlite})
+    pytest = ["pytest", *([] if (session.python, django) == FULL else FAST), *session.posargs]
+    session.run(*pytest, env={"DATABASE_URL": sqlite})
     if postgres_reachable():
         name = f"ci_{session.python.replace('.', '')}_{django.replace('.', '')}"
-        session.run("pytest", *session.posargs, env={"DATABASE_URL": database_url(session, name)})
+        session.run(*pytest, env={"DATABASE_URL": database_url(session, name)})
     elif os.environ.get("CI"):
         session.error("PostgreSQL is not reachable on 127.0.0.1:5432; CI runs on both databases.")
     else:

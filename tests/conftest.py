@@ -9,6 +9,30 @@ from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
 
 pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools"]
 
+#: Markers that name the database a test needs; the test is skipped on the other one.
+DATABASE_MARKERS = {
+    "postgres": ("postgresql", "needs PostgreSQL (DATABASE_URL=postgres://...)"),
+    "sqlite": ("sqlite", "the SQLite variant"),
+}
+
+
+#: Fixtures that make a test slow or a browser test, so that ``-m "not slow and not browser"``
+#: leaves it out even when its module forgot the marker.
+FIXTURE_MARKERS = {"processes": "slow", "cluster": "slow", "browser": "browser", "page": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection
+def pytest_collection_modifyitems(config, items):
+    from django.db import connection
+
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+        for marker, (vendor, reason) in DATABASE_MARKERS.items():
+            if item.get_closest_marker(marker) and connection.vendor != vendor:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():

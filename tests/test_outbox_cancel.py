@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from django_communication.exceptions import ProviderError
@@ -165,6 +165,7 @@ def test_cancel_needs_a_selector_and_a_saved_object(db, customer, outbox):
         cancel(related_object=Booking(ref="unsaved", customer=customer))
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("commit", [True, False])
 def test_a_relay_skips_an_event_while_its_cancellation_is_uncommitted(
@@ -172,8 +173,6 @@ def test_a_relay_skips_an_event_while_its_cancellation_is_uncommitted(
 ):
     """PostgreSQL: the cancelling UPDATE locks the row; the relay's SKIP LOCKED claim passes it
     by, so neither sends it meanwhile nor waits. The outcome is the caller's commit or rollback."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's row locks")
     event = emit("booking.confirmed", to=customer, context={"ref": "BK1"}, related_object=booking)
     relay_saw = []
 

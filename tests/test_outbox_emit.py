@@ -159,8 +159,6 @@ def test_concurrent_idempotency_key_yields_one_event_and_a_usable_transaction(
 ):
     """Two transactions emit the same key at once: the second waits for the first, gets its
     event, and its own transaction goes on (the failed INSERT was inside a savepoint)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's row locks to make the two inserts meet")
 
     def second_producer(result):
         with transaction.atomic():
@@ -367,8 +365,6 @@ def test_emit_many_skips_taken_keys_and_returns_what_it_wrote(db, customer, outb
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_emit_many_racing_a_producer_on_a_key_skips_only_that_key(customer, outbox_rules):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's row locks to make the two inserts meet")
 
     def bulk_producer(result):
         with transaction.atomic():

@@ -71,11 +71,6 @@ call_command("drain_outbox", *sys.argv[1:])
 """
 
 
-def requires_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...)")
-
-
 def subprocess_database_url() -> str:
     """A DATABASE_URL for the test database this process uses (test_<name>)."""
     db = connection.settings_dict
@@ -273,15 +268,13 @@ def run_concurrent_relays(processes, customer, events: int, relays: int) -> None
 
 @pytest.mark.postgres
 def test_concurrent_relays_send_every_message_exactly_once(processes, customer):
-    requires_postgres()
     run_concurrent_relays(processes, customer, events=2000, relays=4)
 
 
+@pytest.mark.sqlite
 def test_concurrent_relays_on_sqlite_take_turns(processes, customer):
     """SQLite has no row locks: relays claim with one UPDATE each, waiting for the database lock
     instead of failing with "database is locked"."""
-    if connection.vendor != "sqlite":
-        pytest.skip("the SQLite claim")
     run_concurrent_relays(processes, customer, events=240, relays=3)
 
 
@@ -446,7 +439,6 @@ def cluster(processes, monkeypatch):
 
 @pytest.mark.postgres
 def test_qcluster_dispatches_what_commits_wake_up(processes, cluster, customer):
-    requires_postgres()
     processes.set_outbox(WAKE_ON_COMMIT=True)
     cluster()
     events = []
@@ -467,7 +459,6 @@ def test_qcluster_dispatches_what_commits_wake_up(processes, cluster, customer):
 
 @pytest.mark.postgres
 def test_qcluster_runs_the_outbox_schedule(processes, cluster, customer):
-    requires_postgres()
     from django.core.management import call_command
     from django.utils.module_loading import import_string
 

@@ -679,13 +679,12 @@ def test_a_stored_id_that_no_longer_fits_fails_only_its_event(
     assert "no longer exists" in reload(bad).last_error
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("async_commit, expected", [(True, "off"), (False, "on")])
 def test_relay_commits_without_waiting_for_the_wal_flush_on_postgresql(
     templates, customer, outbox, scripted, settings, async_commit, expected
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("synchronous_commit is PostgreSQL's")
     settings.OUTBOX = {**outbox, "ASYNC_COMMIT": async_commit}
     seen = []
 

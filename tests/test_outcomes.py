@@ -87,9 +87,8 @@ def test_message_sent_receivers_see_the_recorded_outcome(scripted):
     assert statuses == [MessageStatus.SENT] * 3
 
 
+@pytest.mark.postgres
 def test_a_failed_pipelined_write_raises_and_the_connection_stays_usable(scripted):
-    if connection.vendor != "postgresql":
-        pytest.skip("pipelined writes are PostgreSQL's")
     [message] = send_many(requests(1))
     with Recorder(pipeline=True) as writer:
         assert writer.pgconn is not None

@@ -22,12 +22,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 DEADLINE_SECONDS = 30
 
 
-@pytest.fixture(autouse=True)
-def _postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): row locks make the race")
-
-
 def bounce(message_id: str, addresses: list[str]) -> dict:
     return {
         "eventType": "Bounce",
