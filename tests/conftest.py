@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 
 from django_communication import cache
-from django_communication.models import CommunicationSettings
+from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers import memory
 from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
+from tests.rules import RULES
 
-pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools"]
+pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools", "tests.processes"]
 
 #: Markers that name the database a test needs; the test is skipped on the other one.
 DATABASE_MARKERS = {
@@ -78,3 +79,83 @@ def scripted(comm_config, settings):
     ScriptedProvider.reset()
     yield ScriptedProvider
     ScriptedProvider.reset()
+
+
+@pytest.fixture
+def make_template(db):
+    """``make_template(key, **fields)``: a saved MessageTemplate, named after its key."""
+
+    def make(key: str, **fields) -> MessageTemplate:
+        fields.setdefault("name", key.replace("_", " ").capitalize())
+        return MessageTemplate.objects.create(key=key, **fields)
+
+    return make
+
+
+@pytest.fixture
+def template(make_template):
+    """``receipt``: both channels, email with text and HTML; context ``ref``."""
+    return make_template(
+        "receipt",
+        email_subject="Receipt {{ ref }}",
+        email_body_text="Thanks for order {{ ref }}.",
+        email_body_html="<p>Thanks for order <b>{{ ref }}</b>.</p>",
+        sms_body="Order {{ ref }} received.",
+    )
+
+
+@pytest.fixture
+def news(make_template):
+    """``news``: an announcement (opt-outs and suppressions apply), with an unsubscribe link."""
+    return make_template(
+        "news",
+        message_type="announcement",
+        email_subject="News for {{ recipient.name }}",
+        email_body_text="Hello. Unsubscribe: {{ unsubscribe_url }}",
+        sms_body="News!",
+    )
+
+
+@pytest.fixture
+def templates(make_template):
+    """The outbox rules' templates (tests.rules): confirmation, cancellation, and one that fails
+    to render."""
+    make_template(
+        "booking_confirmation",
+        name="Confirmation",
+        message_type="transactional",
+        email_subject="Booking {{ ref }}",
+        email_body_text="Confirmed {{ ref }}",
+    )
+    make_template(
+        "booking_cancelled",
+        name="Cancelled",
+        message_type="announcement",
+        email_subject="Cancelled {{ ref }}",
+        email_body_text="Cancelled {{ ref }}",
+        sms_body="Cancelled {{ ref }}",
+    )
+    make_template(
+        "broken",
+        email_subject="Broken {{ ref }}",
+        email_body_text="{% include 'no/such/file.txt' %}",
+    )
+
+
+@pytest.fixture
+def outbox(settings):
+    """OUTBOX with tests.rules.RULES and no wake-up; tests change settings.OUTBOX as they need."""
+    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
+    return settings.OUTBOX
+
+
+@pytest.fixture
+def sent(comm_config):
+    """An email SES accepted as ``ses-1``, to John (mixed case, as a user may have typed it)."""
+    return Message.objects.create(
+        channel="email",
+        to_address="John@Example.com",
+        status="sent",
+        provider="ses",
+        provider_message_id="ses-1",
+    )

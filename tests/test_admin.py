@@ -30,10 +30,11 @@ def message_url(message: Message) -> str:
 
 
 @pytest.fixture
-def template(db):
-    return MessageTemplate.objects.create(
-        key="welcome",
-        name="Welcome",
+def unsafe_template(make_template):
+    """Markup in the subject's newline, the HTML and the sample context that the preview must
+    show escaped."""
+    return make_template(
+        "welcome",
         email_subject="Hi {{ name }}\nand welcome",
         email_body_text="Hello {{ name }}, your code is {{ code }}.",
         email_body_html='<p>Hello {{ name }}</p><script>alert("owned")</script>',
@@ -59,7 +60,7 @@ def make_message(**fields) -> Message:
 # --------------------------------------------------------------------------- templates
 
 
-def test_template_changelist_lists_templates(admin_client, template):
+def test_template_changelist_lists_templates(admin_client, unsafe_template):
     response = admin_client.get(reverse("admin:django_communication_messagetemplate_changelist"))
     assert response.status_code == 200
     content = response.content.decode()
@@ -68,17 +69,17 @@ def test_template_changelist_lists_templates(admin_client, template):
     assert "column-updated_at" in content
 
 
-def test_template_search_and_filter(admin_client, template):
-    MessageTemplate.objects.create(key="other", name="Other", is_active=False, sms_body="x")
+def test_template_search_and_filter(make_template, admin_client, unsafe_template):
+    make_template("other", name="Other", is_active=False, sms_body="x")
     url = reverse("admin:django_communication_messagetemplate_changelist")
     response = admin_client.get(url, {"q": "welc"})
-    assert list(response.context["cl"].result_list) == [template]
+    assert list(response.context["cl"].result_list) == [unsafe_template]
     response = admin_client.get(url, {"is_active__exact": "0"})
     assert [row.key for row in response.context["cl"].result_list] == ["other"]
 
 
-def test_template_preview_renders_sample_context(admin_client, template):
-    response = admin_client.get(template_url(template))
+def test_template_preview_renders_sample_context(admin_client, unsafe_template):
+    response = admin_client.get(template_url(unsafe_template))
     assert response.status_code == 200
     content = response.content.decode()
     # Subject flattened to one line as send() does; text fields are not autoescaped by the
@@ -88,8 +89,8 @@ def test_template_preview_renders_sample_context(admin_client, template):
     assert "SMS for &lt;b&gt;Ann&lt;/b&gt;: 4711" in content
 
 
-def test_template_preview_html_is_sandboxed_and_escaped(admin_client, template):
-    content = admin_client.get(template_url(template)).content.decode()
+def test_template_preview_html_is_sandboxed_and_escaped(admin_client, unsafe_template):
+    content = admin_client.get(template_url(unsafe_template)).content.decode()
     # The HTML body is autoescaped by the renderer, then escaped again into a sandboxed srcdoc.
     rendered = '<p>Hello &lt;b&gt;Ann&lt;/b&gt;</p><script>alert("owned")</script>'
     assert 'sandbox="" referrerpolicy="no-referrer"' in content
@@ -98,9 +99,9 @@ def test_template_preview_html_is_sandboxed_and_escaped(admin_client, template):
     assert "<b>Ann</b>" not in content
 
 
-def test_template_preview_shows_render_errors(admin_client, db):
-    row = MessageTemplate.objects.create(
-        key="broken",
+def test_template_preview_shows_render_errors(make_template, admin_client, db):
+    row = make_template(
+        "broken",
         name="Broken",
         email_subject="{% if %}",  # does not compile (saved without clean())
         email_body_text='{% include "no/such/template.txt" %}',  # fails at render time
@@ -130,7 +131,7 @@ def test_template_add_page_has_no_preview_yet(admin_client):
     assert "Save the template to see a preview." in response.content.decode()
 
 
-def test_template_with_bad_syntax_cannot_be_saved(admin_client, template):
+def test_template_with_bad_syntax_cannot_be_saved(admin_client, unsafe_template):
     data = {
         "key": "welcome",
         "name": "Welcome",
@@ -142,11 +143,11 @@ def test_template_with_bad_syntax_cannot_be_saved(admin_client, template):
         "sms_body": "hi",
         "sample_context": "{}",
     }
-    response = admin_client.post(template_url(template), data)
+    response = admin_client.post(template_url(unsafe_template), data)
     assert response.status_code == 200  # the form again, with the error
     assert "does not compile" in response.content.decode()
-    template.refresh_from_db()
-    assert template.email_subject == "Hi {{ name }}\nand welcome"
+    unsafe_template.refresh_from_db()
+    assert unsafe_template.email_subject == "Hi {{ name }}\nand welcome"
 
 
 # --------------------------------------------------------------------------- messages

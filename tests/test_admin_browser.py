@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from django_communication.models import CommunicationSettings, Message, MessageTemplate
+from django_communication.models import CommunicationSettings, Message
 from tests.browser import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -55,9 +55,11 @@ def test_filter_message_log_by_status(admin_page, live_server, messages):
     assert page.locator("a.deletelink").count() == 0  # the audit log is read-only
 
 
-def test_template_change_page_shows_rendered_preview(admin_page, live_server, transactional_db):
-    row = MessageTemplate.objects.create(
-        key="booking_confirmation",
+def test_template_change_page_shows_rendered_preview(
+    make_template, admin_page, live_server, transactional_db
+):
+    row = make_template(
+        "booking_confirmation",
         name="Booking confirmation",
         email_subject="Booking {{ booking.ref }} confirmed",
         email_body_text="Hello {{ name }}, seat {{ seat }}",

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 
 from django_communication import RecipientOptedOutError, optout_tokens, send
-from django_communication.models import MessageTemplate, OptOut
+from django_communication.models import OptOut
 from django_communication.optout import unsubscribe_url
 from django_communication.optout_tokens import make_token
 from django_communication.providers import memory
@@ -28,17 +28,6 @@ def _one_day(monkeypatch):
 @pytest.fixture
 def site(settings):
     settings.COMMUNICATION = {**settings.COMMUNICATION, "SITE_URL": SITE + "/"}
-
-
-@pytest.fixture
-def news(db):
-    return MessageTemplate.objects.create(
-        key="news",
-        name="News",
-        message_type="announcement",
-        email_subject="News",
-        email_body_text="Hello. Unsubscribe: {{ unsubscribe_url }}",
-    )
 
 
 def path_of(url: str) -> str:

@@ -22,6 +22,7 @@ from outbox import emit
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import discard, retry_now
 from outbox.relay import drain
+from tests.rules import RULES
 
 pytestmark = pytest.mark.django_db
 
@@ -212,8 +213,10 @@ def test_search(admin_client, field):
 # --------------------------------------------------------------------------- detail
 
 
-def test_detail_shows_pretty_context_references_and_message_links(admin_client, customer):
-    template = MessageTemplate.objects.create(key="booking_confirmation", name="Confirmation")
+def test_detail_shows_pretty_context_references_and_message_links(
+    make_template, admin_client, customer
+):
+    template = make_template("booking_confirmation", name="Confirmation")
     event = make_event(
         context={"ref": "BK1", "lines": [{"sku": "A<1>", "qty": 2}]},
         channel="email",
@@ -467,17 +470,10 @@ def test_operations_take_ordered_and_sliced_querysets():
     assert retry_now(OutboxEvent.objects.filter(pk=events[0].pk)) == 0
 
 
-RULES = {"booking.confirmed": {"template_key": "booking_confirmation"}}
-
-
-def test_dead_event_retried_from_admin_then_dispatched(admin_client, comm_config, customer):
+def test_dead_event_retried_from_admin_then_dispatched(
+    admin_client, comm_config, templates, customer
+):
     """End to end: the relay kills an event, the admin retries it, the relay sends it."""
-    MessageTemplate.objects.create(
-        key="booking_confirmation",
-        name="Confirmation",
-        email_subject="Booking {{ ref }}",
-        email_body_text="Confirmed {{ ref }}",
-    )
     with override_settings(OUTBOX={"RULES": RULES, "WAKE_ON_COMMIT": False}), transaction.atomic():
         emit("booking.confirmed", to=customer, context={"ref": "BK1"})
     with override_settings(OUTBOX={"RULES": {}, "WAKE_ON_COMMIT": False}):  # rule removed

@@ -16,12 +16,8 @@ from outbox import InvalidEventError, cancel, emit
 from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
-from tests import test_outbox_relay as relay_tests
 from tests.test_outbox_relay import make_due, reload
 from tests.testapp.models import Booking
-
-# Fixtures shared with the relay tests.
-outbox, templates = relay_tests.outbox, relay_tests.templates
 
 
 class Boom(Exception):

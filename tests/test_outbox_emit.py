@@ -21,30 +21,12 @@ from outbox import InvalidEventError, bind_signal, emit, emit_many
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from outbox.wakeup import wake
+from tests.rules import RULES
 from tests.testapp.models import Booking, Customer
-
-RULES = {
-    "booking.confirmed": {"template_key": "booking_confirmation", "message_type": "transactional"},
-}
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def templates(db):
-    MessageTemplate.objects.create(
-        key="booking_confirmation",
-        name="Confirmation",
-        email_subject="Booking {{ ref }}",
-        email_body_text="Confirmed {{ ref }} on {{ day }} for {{ price }}",
-    )
-
-
-@pytest.fixture
-def outbox_rules(settings):
-    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
 
 
 def on_commit_wakes() -> int:
@@ -72,7 +54,7 @@ def test_rollback_leaves_no_event_no_message_and_sends_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_commit_writes_the_event_row(customer, booking, outbox_rules):
+def test_commit_writes_the_event_row(customer, booking, outbox):
     with transaction.atomic():
         event = emit(
             "booking.confirmed",
@@ -97,7 +79,7 @@ def test_commit_writes_the_event_row(customer, booking, outbox_rules):
     assert row.attempts == 0 and row.claim_token is None and row.idempotency_key is None
 
 
-def test_available_at_delays_the_event(comm_config, templates, customer, outbox_rules):
+def test_available_at_delays_the_event(comm_config, templates, customer, outbox):
     later = datetime.now(timezone.utc) + timedelta(hours=1)
     emit("booking.confirmed", to=customer, context={"ref": "BK1"}, available_at=later)
     assert drain().processed == 0
@@ -108,7 +90,7 @@ def test_available_at_delays_the_event(comm_config, templates, customer, outbox_
 # ------------------------------------------------------------------------- idempotency
 
 
-def test_repeated_idempotency_key_returns_the_first_event(db, customer, outbox_rules):
+def test_repeated_idempotency_key_returns_the_first_event(db, customer, outbox):
     first = emit("booking.confirmed", to=customer, context={"n": 1}, idempotency_key="bk1:conf")
     again = emit("booking.confirmed", to=customer, context={"n": 2}, idempotency_key="bk1:conf")
     assert again.pk == first.pk
@@ -117,7 +99,7 @@ def test_repeated_idempotency_key_returns_the_first_event(db, customer, outbox_r
 
 
 @pytest.mark.django_db(transaction=True)
-def test_idempotency_key_holds_across_transactions(customer, outbox_rules):
+def test_idempotency_key_holds_across_transactions(customer, outbox):
     with transaction.atomic():
         first = emit("booking.confirmed", to=customer, idempotency_key="bk1:conf")
     with transaction.atomic():
@@ -154,9 +136,7 @@ def race_on_key(key, customer, producer):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_idempotency_key_yields_one_event_and_a_usable_transaction(
-    customer, outbox_rules
-):
+def test_concurrent_idempotency_key_yields_one_event_and_a_usable_transaction(customer, outbox):
     """Two transactions emit the same key at once: the second waits for the first, gets its
     event, and its own transaction goes on (the failed INSERT was inside a savepoint)."""
 
@@ -185,13 +165,13 @@ def assert_invalid(match: str, **kwargs) -> InvalidEventError:
     return info.value
 
 
-def test_context_that_is_not_serialisable_names_the_key(db, outbox_rules):
+def test_context_that_is_not_serialisable_names_the_key(db, outbox):
     assert_invalid(
         r"not JSON-serialisable at context\['when'\] \(object\)", context={"when": object()}
     )
 
 
-def test_context_path_is_given_for_nested_values(db, customer, outbox_rules):
+def test_context_path_is_given_for_nested_values(db, customer, outbox):
     error = assert_invalid(
         r"context\['booking'\]\['items'\]\[1\] \(Customer\)",
         context={"booking": {"ref": "BK1", "items": ["ok", customer]}},
@@ -199,7 +179,7 @@ def test_context_path_is_given_for_nested_values(db, customer, outbox_rules):
     assert "Customer" in str(error)
 
 
-def test_context_with_a_circular_reference_is_rejected(db, outbox_rules):
+def test_context_with_a_circular_reference_is_rejected(db, outbox):
     loop: dict = {"ref": "BK1"}
     loop["items"] = [1, loop]
     assert_invalid(
@@ -208,27 +188,27 @@ def test_context_with_a_circular_reference_is_rejected(db, outbox_rules):
     )
 
 
-def test_context_with_a_non_string_key_is_rejected(db, outbox_rules):
+def test_context_with_a_non_string_key_is_rejected(db, outbox):
     assert_invalid(
         r"context\['outer'\] \(a key that is not a string\)", context={"outer": {("a", "b"): 1}}
     )
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_context_with_nan_or_infinity_is_rejected_before_writing(db, outbox_rules, value):
+def test_context_with_nan_or_infinity_is_rejected_before_writing(db, outbox, value):
     """JSON has no NaN: PostgreSQL's jsonb refuses it, which would abort the caller's
     transaction. emit() must refuse it first, on every database."""
     assert_invalid(r"context\['ratio'\] \(float\)", context={"ratio": value})
 
 
-def test_context_with_a_nul_character_is_rejected_before_writing(db, outbox_rules):
+def test_context_with_a_nul_character_is_rejected_before_writing(db, outbox):
     """PostgreSQL cannot store \\u0000 in jsonb; an escaped backslash followed by u0000 is fine."""
     assert_invalid(r"context\['note'\]\[0\] \(str\)", context={"note": ["a\x00b"]})
     event = emit("booking.confirmed", context={"path": "C:\\u0000", "n": "\\\\u0000"})
     assert OutboxEvent.objects.get(pk=event.pk).context == {"path": "C:\\u0000", "n": "\\\\u0000"}
 
 
-def test_bad_input_inside_a_transaction_leaves_it_usable(db, customer, outbox_rules):
+def test_bad_input_inside_a_transaction_leaves_it_usable(db, customer, outbox):
     with transaction.atomic():
         with pytest.raises(InvalidEventError):
             emit("booking.confirmed", context={"ratio": float("nan")})
@@ -236,22 +216,22 @@ def test_bad_input_inside_a_transaction_leaves_it_usable(db, customer, outbox_ru
     assert OutboxEvent.objects.count() == 1
 
 
-def test_context_must_be_a_dict(db, outbox_rules):
+def test_context_must_be_a_dict(db, outbox):
     assert_invalid(r"context=\.\.\.\) must be a dict, not list", context=["a"])
 
 
-def test_unsaved_recipient_is_rejected(db, outbox_rules):
+def test_unsaved_recipient_is_rejected(db, outbox):
     assert_invalid(r"emit\(to=\.\.\.\) must be a saved model instance", to=Customer(name="x"))
 
 
-def test_unsaved_related_object_is_rejected(db, customer, outbox_rules):
+def test_unsaved_related_object_is_rejected(db, customer, outbox):
     assert_invalid(
         r"emit\(related_object=\.\.\.\) must be a saved model instance",
         related_object=Customer(name="x"),
     )
 
 
-def test_unsaved_instance_with_a_default_primary_key_is_rejected(db, customer, outbox_rules):
+def test_unsaved_instance_with_a_default_primary_key_is_rejected(db, customer, outbox):
     """A UUID primary key is set before the first save: pk is not None, yet nothing is stored."""
     unsaved = Booking(ref="BK9", customer=customer)
     assert unsaved.pk is not None
@@ -261,16 +241,16 @@ def test_unsaved_instance_with_a_default_primary_key_is_rejected(db, customer, o
     assert_invalid(r"emit\(to=\.\.\.\) must be a saved model instance", to=unsaved)
 
 
-def test_recipient_must_be_a_model_instance(db, outbox_rules):
+def test_recipient_must_be_a_model_instance(db, outbox):
     assert_invalid(r"emit\(to=\.\.\.\) must be a saved model instance", to="john@example.com")
 
 
 @pytest.mark.parametrize("event_type", ["", "   ", None, 42])
-def test_event_type_must_be_a_non_empty_string(db, outbox_rules, event_type):
+def test_event_type_must_be_a_non_empty_string(db, outbox, event_type):
     assert_invalid("non-empty event_type", event_type=event_type)
 
 
-def test_an_event_type_no_rule_handles_is_refused_in_the_producer(db, customer, outbox_rules):
+def test_an_event_type_no_rule_handles_is_refused_in_the_producer(db, customer, outbox):
     with transaction.atomic():
         with pytest.raises(InvalidEventError, match=r"No rule for event type 'booking\.confrimed'"):
             emit("booking.confrimed", to=customer)
@@ -280,13 +260,16 @@ def test_an_event_type_no_rule_handles_is_refused_in_the_producer(db, customer, 
     assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == ["booking.confirmed"]
 
 
-def test_unknown_channel_is_rejected(db, outbox_rules):
+def test_unknown_channel_is_rejected(db, outbox):
     assert_invalid(r"Unknown channel 'fax'; expected one of email, sms", channel="fax")
 
 
 def test_dates_decimals_and_uuids_in_context_are_stored_and_rendered(
-    comm_config, templates, customer, outbox_rules
+    comm_config, templates, customer, outbox
 ):
+    MessageTemplate.objects.filter(key="booking_confirmation").update(
+        email_body_text="Confirmed {{ ref }} on {{ day }} for {{ price }}"
+    )
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     context = {
         "ref": "BK1",
@@ -329,7 +312,7 @@ def test_emit_is_exactly_one_insert(db, customer, booking, settings, wake_on_com
     assert queries[0]["sql"].startswith("INSERT INTO")
 
 
-def test_emit_many_is_one_insert_and_returns_saved_events(db, customer, booking, outbox_rules):
+def test_emit_many_is_one_insert_and_returns_saved_events(db, customer, booking, outbox):
     ContentType.objects.get_for_model(customer)
     with CaptureQueriesContext(connection) as queries:
         events = emit_many(
@@ -344,7 +327,7 @@ def test_emit_many_is_one_insert_and_returns_saved_events(db, customer, booking,
     assert {e.pk for e in events} == set(OutboxEvent.objects.values_list("pk", flat=True))
 
 
-def test_emit_many_skips_taken_keys_and_returns_what_it_wrote(db, customer, outbox_rules):
+def test_emit_many_skips_taken_keys_and_returns_what_it_wrote(db, customer, outbox):
     first = emit("booking.confirmed", to=customer, idempotency_key="k1")
     written = emit_many(
         [
@@ -364,7 +347,7 @@ def test_emit_many_skips_taken_keys_and_returns_what_it_wrote(db, customer, outb
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_emit_many_racing_a_producer_on_a_key_skips_only_that_key(customer, outbox_rules):
+def test_emit_many_racing_a_producer_on_a_key_skips_only_that_key(customer, outbox):
 
     def bulk_producer(result):
         with transaction.atomic():
@@ -386,7 +369,7 @@ def test_emit_many_racing_a_producer_on_a_key_skips_only_that_key(customer, outb
     )
 
 
-def test_emit_many_validates_every_item_before_writing(db, customer, outbox_rules):
+def test_emit_many_validates_every_item_before_writing(db, customer, outbox):
     with pytest.raises(InvalidEventError, match=r"context\['when'\]"):
         emit_many(
             [
@@ -413,7 +396,7 @@ def bind_booking_signal(signal: Signal, **extra):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bound_signal_writes_the_event_in_the_senders_transaction(customer, booking, outbox_rules):
+def test_bound_signal_writes_the_event_in_the_senders_transaction(customer, booking, outbox):
     booking_confirmed = Signal()
     bind_booking_signal(booking_confirmed)
 
@@ -436,7 +419,7 @@ def test_bound_signal_writes_the_event_in_the_senders_transaction(customer, book
     assert OutboxEvent.objects.count() == 1
 
 
-def test_bound_signal_honours_sender_and_reports_bad_input(db, customer, booking, outbox_rules):
+def test_bound_signal_honours_sender_and_reports_bad_input(db, customer, booking, outbox):
     booking_confirmed = Signal()
     bind_booking_signal(booking_confirmed, sender=Booking)
     booking_confirmed.send(sender=Customer, booking=booking)

@@ -19,7 +19,6 @@ from django.urls import include, path, reverse
 from django.utils import timezone
 
 from django_communication.exceptions import ProviderError
-from django_communication.models import MessageTemplate
 from outbox import emit, views
 from outbox.checks import check_outbox_settings
 from outbox.claim import claim
@@ -30,13 +29,12 @@ from outbox.management.commands.outbox_status import Command as OutboxStatusComm
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
-from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
+from tests.outbox_providers import ScriptedProvider
 
 # The health view, mounted as the README says (for the tests marked with this module's urls).
 urlpatterns = [path("outbox/", include("outbox.urls"))]
 
 CHANGELIST = "admin:outbox_outboxevent_changelist"
-RULES = {"booking.confirmed": {"template_key": "booking_confirmation", "channel": "email"}}
 EVENT_FIELDS = {
     "outcome",
     "event_id",
@@ -293,21 +291,9 @@ def test_admin_list_of_a_healthy_outbox(admin_client, settings, crafted):
 
 
 @pytest.fixture
-def relay_setup(comm_config, customer, settings):
-    """One rule, sent through the scripted provider."""
-    MessageTemplate.objects.create(
-        key="booking_confirmation",
-        name="Confirmation",
-        email_subject="Booking {{ ref }}",
-        email_body_text="Confirmed {{ ref }}",
-    )
-    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
-    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
-    comm_config.email_provider = "scripted"
-    comm_config.save()
-    ScriptedProvider.reset()
-    yield customer
-    ScriptedProvider.reset()
+def relay_setup(scripted, templates, outbox, customer):
+    """The outbox rules, sent through the scripted provider."""
+    return customer
 
 
 def event_records(caplog) -> list[logging.LogRecord]:

@@ -1,6 +1,6 @@
 """Ordering keys: events sharing a key go out one at a time, in emit order, whatever the relays.
 
-Multi-process runs reuse the ``processes`` fixture of test_outbox_processes.py.
+Multi-process runs use the ``processes`` fixture (tests/processes.py).
 """
 
 from __future__ import annotations
@@ -19,15 +19,10 @@ from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import retry_now
 from outbox.relay import drain
-from tests import test_outbox_processes as process_tests
-from tests import test_outbox_relay as relay_tests
 from tests.outbox_providers import read_log
-from tests.test_outbox_processes import DRAIN_ON_GO, wait_for
+from tests.processes import dispatched_count
 from tests.test_outbox_relay import make_due, reload
-
-# Fixtures shared with the relay and process tests.
-outbox, templates = relay_tests.outbox, relay_tests.templates
-processes = process_tests.processes
+from tests.waiting import wait_for
 
 
 def subjects(scripted) -> list[str]:
@@ -252,7 +247,6 @@ def test_the_claim_walks_the_due_index(db, customer, outbox):
     ],
 )
 def test_concurrent_relays_keep_each_key_in_order(processes, customer, relays, keys, per_key):
-    processes.set_outbox(LEASE_SECONDS=120)
     # Interleaved, so that every batch holds many keys; a third of the events have no key.
     made = emit_many(
         {
@@ -268,18 +262,14 @@ def test_concurrent_relays_keep_each_key_in_order(processes, customer, relays, k
         {"event_type": "proc.one", "to": customer, "context": {"n": n}} for n in range(keys * 3)
     )
     position = {str(event.pk): (event.ordering_key, n) for n, event in enumerate(made)}
-    ready, go = processes.tmp_path / "ready", processes.tmp_path / "go"
-    env = {"READY": str(ready), "GO": str(go)}
     loop = ["--loop", "--interval", "0.05", "--batch-size", "10"]
-    started = [processes.start("-c", DRAIN_ON_GO, *loop, env=env) for _ in range(relays)]
-    wait_for(lambda: len(list(processes.tmp_path.glob("ready.*"))) == relays, 60, "the relays")
-    go.touch()
+    started = processes.start_relays_together(relays, *loop)
     total = len(made) + len(unkeyed)
     wait_for(
-        lambda: OutboxEvent.objects.filter(status=OutboxStatus.DISPATCHED).count() == total,
-        120,
+        lambda: dispatched_count() == total,
         "every event to be dispatched",
-        0.2,
+        timeout=120,
+        interval=0.2,
     )
     for relay in started:
         processes.stop(relay)

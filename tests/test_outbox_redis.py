@@ -2,7 +2,7 @@
 queue through Redis, and every committed event goes out exactly once.
 
 The cluster is a subprocess on the test database (hence ``transaction=True``), started by
-test_outbox_processes' ``cluster`` fixture with ``orm`` unset and ``redis`` set in its
+the ``cluster`` fixture (tests/processes.py) with ``orm`` unset and ``redis`` set in its
 Q_CLUSTER. This process must enqueue to the same Redis: django-q2 reads ``settings.Q_CLUSTER``
 once, into ``django_q.conf.Conf``'s class attributes, when django_q is imported, so overriding
 the setting here would change nothing. ``get_broker()`` reads ``Conf.ORM`` / ``Conf.REDIS`` at
@@ -26,14 +26,7 @@ from django_q.models import OrmQ, Task
 from django_communication.models import Message, MessageStatus
 from outbox import emit, wakeup
 from outbox.models import OutboxEvent
-
-# Fixtures and helpers shared with the other multi-process tests.
-from tests.test_outbox_processes import (  # noqa: F401 (cluster and processes are fixtures)
-    cluster,
-    dispatched_count,
-    expected_keys,
-    processes,
-)
+from tests.processes import dispatched_count, expected_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -105,8 +98,8 @@ def commit_events(customer, batch: int, size: int = 20) -> list[OutboxEvent]:
 def test_qcluster_on_redis_dispatches_each_committed_event_once(
     redis_db,  # first: skips before the database is set up
     redis_enqueues,
-    processes,  # noqa: F811
-    cluster,  # noqa: F811
+    processes,
+    cluster,
     customer,
 ):
     processes.set_outbox(WAKE_ON_COMMIT=True, LEASE_SECONDS=60)

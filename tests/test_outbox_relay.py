@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_q.models import Schedule, Task
 
 from django_communication.exceptions import ProviderError
-from django_communication.models import Message, MessageStatus, MessageTemplate
+from django_communication.models import Message, MessageStatus
 from django_communication.providers import memory
 from outbox import emit, tasks, wakeup
 from outbox.claim import claim
@@ -23,58 +23,12 @@ from outbox.models import OutboxEvent, OutboxStatus
 from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
 from outbox.retention import prune
+from tests.rules import RULES
 from tests.testapp.models import Customer
-
-RULES = {
-    "booking.confirmed": {"template_key": "booking_confirmation", "message_type": "transactional"},
-    "booking.cancelled": [
-        {"template_key": "booking_cancelled", "channel": "email"},
-        {"template_key": "booking_cancelled", "channel": "sms"},
-    ],
-    "booking.reminder": [
-        {"template_key": "booking_cancelled", "message_type": "reminder"},
-        {"template_key": "booking_confirmation", "message_type": "reminder", "channel": "email"},
-    ],
-    "booking.note": {"template_key": "booking_cancelled"},
-    "booking.missing_template": {"template_key": "no_such_template", "channel": "email"},
-    "booking.broken_template": {"template_key": "broken", "channel": "email"},
-}
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def templates(db):
-    MessageTemplate.objects.create(
-        key="booking_confirmation",
-        name="Confirmation",
-        message_type="transactional",
-        email_subject="Booking {{ ref }}",
-        email_body_text="Confirmed {{ ref }}",
-    )
-    MessageTemplate.objects.create(
-        key="booking_cancelled",
-        name="Cancelled",
-        message_type="announcement",
-        email_subject="Cancelled {{ ref }}",
-        email_body_text="Cancelled {{ ref }}",
-        sms_body="Cancelled {{ ref }}",
-    )
-    MessageTemplate.objects.create(
-        key="broken",
-        name="Broken",
-        email_subject="Broken {{ ref }}",
-        email_body_text="{% include 'no/such/file.txt' %}",
-    )
-
-
-@pytest.fixture
-def outbox(settings):
-    """OUTBOX with the rules above and no wake-up; tests change settings.OUTBOX as they need."""
-    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
-    return settings.OUTBOX
 
 
 @pytest.fixture

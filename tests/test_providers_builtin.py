@@ -7,21 +7,9 @@ from django.forms.models import model_to_dict
 
 from django_communication import CommunicationError, ConfigurationError, send
 from django_communication.admin.communication_settings import CommunicationSettingsForm
-from django_communication.models import CommunicationSettings, Message, MessageTemplate
+from django_communication.models import CommunicationSettings, Message
 from django_communication.providers import memory
 from tests.providers import TEST_PROVIDERS
-
-
-@pytest.fixture
-def template(db):
-    return MessageTemplate.objects.create(
-        key="receipt",
-        name="Receipt",
-        email_subject="Receipt {{ ref }}",
-        email_body_text="Thanks for order {{ ref }}.",
-        email_body_html="<p>Thanks for order <b>{{ ref }}</b>.</p>",
-        sms_body="Order {{ ref }} received.",
-    )
 
 
 def use(config, email=None, sms=None):

@@ -18,7 +18,6 @@ from django_communication.sending import SendRequest, send_many
 from outbox import emit_many
 from outbox.models import OutboxEvent, OutboxStatus
 from tests.outbox_providers import read_log
-from tests.test_outbox_processes import DRAIN_ON_GO, processes, wait_for  # noqa: F401
 
 
 def max_in_one_second(times: list[float]) -> int:
@@ -81,7 +80,7 @@ def test_throttled_message_is_not_failed(comm_config, settings, customer):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_four_relays_share_one_limit(processes, customer, settings):  # noqa: F811
+def test_four_relays_share_one_limit(processes, customer, settings):
     """4 relay processes, a limit of 20/s on the provider, 200 messages: never more than 20 in
     any one-second window of sent_at, hence at least ~10 s in all."""
     limit, count, relays = 20, 200, 4
@@ -89,17 +88,10 @@ def test_four_relays_share_one_limit(processes, customer, settings):  # noqa: F8
     communication["RATE_LIMITS"] = {"filelog": limit}
     processes.env["TEST_COMMUNICATION"] = json.dumps(communication)
     settings.COMMUNICATION = communication
-    processes.set_outbox(LEASE_SECONDS=120)
     made = emit_many(
         [{"event_type": "proc.one", "to": customer, "context": {"n": n}} for n in range(count)]
     )
-    ready, go = processes.tmp_path / "ready", processes.tmp_path / "go"
-    env = {"READY": str(ready), "GO": str(go)}
-    started = [
-        processes.start("-c", DRAIN_ON_GO, "--batch-size", "10", env=env) for _ in range(relays)
-    ]
-    wait_for(lambda: len(list(processes.tmp_path.glob("ready.*"))) == relays, 60, "the relays")
-    go.touch()
+    started = processes.start_relays_together(relays, "--batch-size", "10")
     for relay in started:
         processes.finish(relay, timeout=60)
 

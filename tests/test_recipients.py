@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from django_communication import ConfigurationError, InvalidRecipientError, send
-from django_communication.models import Message, MessageTemplate
+from django_communication.models import Message
 from django_communication.providers import memory
 
 RESOLVED = []
@@ -17,13 +17,6 @@ def work_address(to, channel):
     """A resolver reached through its dotted path."""
     RESOLVED.append((to, channel))
     return {"email": to.work_email, "sms": to.work_phone}[channel]
-
-
-@pytest.fixture
-def template(db):
-    return MessageTemplate.objects.create(
-        key="note", name="Note", email_subject="S", email_body_text="B", sms_body="B"
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -37,20 +30,20 @@ def assert_nothing_sent():
 
 
 def test_addresses_come_from_email_and_phone(comm_config, customer, template):
-    assert send(to=customer, template_key="note").to_address == "john@example.com"
-    assert send(to=customer, template_key="note", channel="sms").to_address == "+447911123456"
+    assert send(to=customer, template_key="receipt").to_address == "john@example.com"
+    assert send(to=customer, template_key="receipt", channel="sms").to_address == "+447911123456"
 
 
 def test_any_object_with_email_or_phone_will_do(comm_config, template):
     person = SimpleNamespace(email="ann@example.com", phone="+1 (415) 555-2671")
 
-    assert send(to=person, template_key="note").to_address == "ann@example.com"
-    assert send(to=person, template_key="note", channel="sms").to_address == "+14155552671"
+    assert send(to=person, template_key="receipt").to_address == "ann@example.com"
+    assert send(to=person, template_key="receipt", channel="sms").to_address == "+14155552671"
 
 
 def test_plain_strings_are_addresses(comm_config, template):
-    assert send(to=" ann@example.com ", template_key="note").to_address == "ann@example.com"
-    message = send(to="+44 20 7946 0018", template_key="note", channel="sms")
+    assert send(to=" ann@example.com ", template_key="receipt").to_address == "ann@example.com"
+    message = send(to="+44 20 7946 0018", template_key="receipt", channel="sms")
     assert message.to_address == "+442079460018"
 
 
@@ -80,7 +73,7 @@ def test_unusable_recipient_is_rejected_before_anything_is_written(
     comm_config, template, to, channel, reason
 ):
     with pytest.raises(InvalidRecipientError) as info:
-        send(to=to, template_key="note", channel=channel)
+        send(to=to, template_key="receipt", channel=channel)
 
     assert reason in str(info.value)
     assert channel in str(info.value)
@@ -93,17 +86,17 @@ def test_customer_without_phone_cannot_get_sms(comm_config, customer, template):
     customer.save()
 
     with pytest.raises(InvalidRecipientError, match="sms"):
-        send(to=customer, template_key="note", channel="sms")
+        send(to=customer, template_key="receipt", channel="sms")
     assert_nothing_sent()
 
 
 def test_default_phone_region_parses_national_numbers(comm_config, template, settings):
     settings.COMMUNICATION = {"DEFAULT_PHONE_REGION": "GB"}
 
-    message = send(to="07911 123456", template_key="note", channel="sms")
+    message = send(to="07911 123456", template_key="receipt", channel="sms")
     assert message.to_address == "+447911123456"
     # International numbers still win over the default region.
-    message = send(to="+1 415 555 2671", template_key="note", channel="sms")
+    message = send(to="+1 415 555 2671", template_key="receipt", channel="sms")
     assert message.to_address == "+14155552671"
 
 
@@ -111,7 +104,7 @@ def test_default_phone_region_applies_to_attributes(comm_config, template, setti
     settings.COMMUNICATION = {"DEFAULT_PHONE_REGION": "US"}
 
     person = SimpleNamespace(phone="(415) 555-2671")
-    assert send(to=person, template_key="note", channel="sms").to_address == "+14155552671"
+    assert send(to=person, template_key="receipt", channel="sms").to_address == "+14155552671"
 
 
 def test_callable_resolver(comm_config, customer, template, settings):
@@ -123,8 +116,8 @@ def test_callable_resolver(comm_config, customer, template, settings):
 
     settings.COMMUNICATION = {"RECIPIENT_RESOLVER": resolver}
 
-    assert send(to=customer, template_key="note").to_address == "ops@example.com"
-    assert send(to=customer, template_key="note", channel="sms").to_address == "+14155552671"
+    assert send(to=customer, template_key="receipt").to_address == "ops@example.com"
+    assert send(to=customer, template_key="receipt", channel="sms").to_address == "+14155552671"
     assert calls == [(customer, "email"), (customer, "sms")]
 
 
@@ -134,15 +127,15 @@ def test_dotted_path_resolver(comm_config, template, settings):
         email="home@example.com", work_email="work@example.com", work_phone="+442079460018"
     )
 
-    assert send(to=person, template_key="note").to_address == "work@example.com"
-    assert send(to=person, template_key="note", channel="sms").to_address == "+442079460018"
+    assert send(to=person, template_key="receipt").to_address == "work@example.com"
+    assert send(to=person, template_key="receipt", channel="sms").to_address == "+442079460018"
     assert [(person, "email"), (person, "sms")] == RESOLVED
 
 
 def test_resolver_is_not_used_for_plain_strings(comm_config, template, settings):
     settings.COMMUNICATION = {"RECIPIENT_RESOLVER": "tests.test_recipients.work_address"}
 
-    assert send(to="ann@example.com", template_key="note").to_address == "ann@example.com"
+    assert send(to="ann@example.com", template_key="receipt").to_address == "ann@example.com"
     assert RESOLVED == []
 
 
@@ -151,7 +144,7 @@ def test_resolver_results_are_validated(comm_config, customer, template, setting
     settings.COMMUNICATION = {"RECIPIENT_RESOLVER": lambda to, channel: result}
 
     with pytest.raises(InvalidRecipientError, match="sms"):
-        send(to=customer, template_key="note", channel="sms")
+        send(to=customer, template_key="receipt", channel="sms")
     assert_nothing_sent()
 
 
@@ -159,5 +152,5 @@ def test_unimportable_resolver_is_a_configuration_error(comm_config, customer, t
     settings.COMMUNICATION = {"RECIPIENT_RESOLVER": "tests.nowhere.resolve"}
 
     with pytest.raises(ConfigurationError, match="RECIPIENT_RESOLVER"):
-        send(to=customer, template_key="note")
+        send(to=customer, template_key="receipt")
     assert_nothing_sent()

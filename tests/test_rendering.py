@@ -29,9 +29,9 @@ def shout(value):
 
 
 @pytest.fixture
-def greeting(db):
-    return MessageTemplate.objects.create(
-        key="greeting",
+def greeting(make_template, db):
+    return make_template(
+        "greeting",
         name="Greeting",
         email_subject="Hi {{ name }}",
         email_body_text="Text: {{ name }}",
@@ -45,9 +45,9 @@ def assert_nothing_sent():
     assert memory.messages == []
 
 
-def test_django_template_syntax(comm_config, customer):
-    MessageTemplate.objects.create(
-        key="order",
+def test_django_template_syntax(make_template, comm_config, customer):
+    make_template(
+        "order",
         name="Order",
         email_subject="Order {{ order.ref|upper }}",
         email_body_text=(
@@ -79,13 +79,9 @@ def test_html_is_autoescaped_and_text_is_not(comm_config, customer, greeting):
     assert sms.body_text == f"SMS: {name}"
 
 
-def test_project_template_libraries_load(comm_config, customer, settings):
-    MessageTemplate.objects.create(
-        key="loud", name="Loud", email_subject="S", email_body_text="{{ name|shout }}"
-    )
-    MessageTemplate.objects.create(
-        key="plain", name="Plain", email_subject="S", email_body_text="B"
-    )
+def test_project_template_libraries_load(make_template, comm_config, customer, settings):
+    make_template("loud", name="Loud", email_subject="S", email_body_text="{{ name|shout }}")
+    make_template("plain", name="Plain", email_subject="S", email_body_text="B")
     send(to=customer, template_key="plain")  # the engine is in use before TEMPLATES changes
 
     settings.TEMPLATES = [
@@ -217,11 +213,9 @@ def test_render_error_names_template_and_field(comm_config, customer, greeting, 
     assert_nothing_sent()
 
 
-def test_template_without_content_for_the_channel(comm_config, customer):
-    MessageTemplate.objects.create(
-        key="email-only", name="E", email_subject="S", email_body_text="B"
-    )
-    MessageTemplate.objects.create(key="no-subject", name="N", email_body_text="B", sms_body="B")
+def test_template_without_content_for_the_channel(make_template, comm_config, customer):
+    make_template("email-only", name="E", email_subject="S", email_body_text="B")
+    make_template("no-subject", name="N", email_body_text="B", sms_body="B")
 
     with pytest.raises(TemplateRenderError, match="email-only"):
         send(to=customer, template_key="email-only", channel="sms")
@@ -230,8 +224,8 @@ def test_template_without_content_for_the_channel(comm_config, customer):
     assert_nothing_sent()
 
 
-def test_html_only_email_is_fine(comm_config, customer):
-    MessageTemplate.objects.create(key="html", name="H", email_subject="S", email_body_html="<p/>")
+def test_html_only_email_is_fine(make_template, comm_config, customer):
+    make_template("html", name="H", email_subject="S", email_body_html="<p/>")
 
     message = send(to=customer, template_key="html")
 
@@ -282,11 +276,11 @@ def test_ad_hoc_email_without_subject_is_an_invalid_argument(comm_config, custom
     assert_nothing_sent()
 
 
-def test_syntax_error_in_sms_body_does_not_block_email(comm_config, customer):
+def test_syntax_error_in_sms_body_does_not_block_email(make_template, comm_config, customer):
     from django_communication import send
 
-    MessageTemplate.objects.create(
-        key="half-broken",
+    make_template(
+        "half-broken",
         name="Half broken",
         email_subject="Hi",
         email_body_text="Hello",

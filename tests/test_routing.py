@@ -9,15 +9,20 @@ from django_communication.models import Message, MessageTemplate
 from django_communication.providers import memory
 
 
-def make_template(key: str, message_type: str) -> MessageTemplate:
-    return MessageTemplate.objects.create(
-        key=key,
-        name=key,
-        message_type=message_type,
-        email_subject="Subject",
-        email_body_text="Email body",
-        sms_body="SMS body",
-    )
+@pytest.fixture
+def template_for(make_template):
+    """``template_for(key, message_type)``: a template with content for both channels."""
+
+    def make(key: str, message_type: str) -> MessageTemplate:
+        return make_template(
+            key,
+            message_type=message_type,
+            email_subject="Subject",
+            email_body_text="Email body",
+            sms_body="SMS body",
+        )
+
+    return make
 
 
 @pytest.mark.parametrize(
@@ -29,8 +34,10 @@ def make_template(key: str, message_type: str) -> MessageTemplate:
         ("announcement", "email"),
     ],
 )
-def test_template_message_type_routes_by_default(comm_config, customer, message_type, channel):
-    make_template("t", message_type)
+def test_template_message_type_routes_by_default(
+    template_for, comm_config, customer, message_type, channel
+):
+    template_for("t", message_type)
 
     message = send(to=customer, template_key="t")
 
@@ -40,8 +47,8 @@ def test_template_message_type_routes_by_default(comm_config, customer, message_
 
 
 @pytest.mark.parametrize(("message_type", "channel"), [("reminder", "email"), ("alert", "email")])
-def test_explicit_channel_beats_routing(comm_config, customer, message_type, channel):
-    make_template("t", message_type)
+def test_explicit_channel_beats_routing(template_for, comm_config, customer, message_type, channel):
+    template_for("t", message_type)
 
     message = send(to=customer, template_key="t", channel=channel)
 
@@ -49,14 +56,14 @@ def test_explicit_channel_beats_routing(comm_config, customer, message_type, cha
     assert message.to_address == "john@example.com"
 
 
-def test_explicit_channel_sms_for_transactional_template(comm_config, customer):
-    make_template("t", "transactional")
+def test_explicit_channel_sms_for_transactional_template(template_for, comm_config, customer):
+    template_for("t", "transactional")
 
     assert send(to=customer, template_key="t", channel="sms").channel == "sms"
 
 
-def test_message_type_argument_overrides_the_template_type(comm_config, customer):
-    make_template("t", "transactional")
+def test_message_type_argument_overrides_the_template_type(template_for, comm_config, customer):
+    template_for("t", "transactional")
 
     message = send(to=customer, template_key="t", message_type="reminder")
 
@@ -64,11 +71,13 @@ def test_message_type_argument_overrides_the_template_type(comm_config, customer
     assert message.message_type == "reminder"
 
 
-def test_routing_setting_overrides_only_the_named_types(comm_config, customer, settings):
+def test_routing_setting_overrides_only_the_named_types(
+    template_for, comm_config, customer, settings
+):
     settings.COMMUNICATION = {"ROUTING": {"reminder": "email", "transactional": "sms"}}
-    make_template("reminder", "reminder")
-    make_template("transactional", "transactional")
-    make_template("alert", "alert")
+    template_for("reminder", "reminder")
+    template_for("transactional", "transactional")
+    template_for("alert", "alert")
 
     assert send(to=customer, template_key="reminder").channel == "email"
     assert send(to=customer, template_key="transactional").channel == "sms"
@@ -105,8 +114,8 @@ def test_ad_hoc_message_type_routes(comm_config, customer):
         {"message_type": "reminder", "channel": "pigeon"},
     ],
 )
-def test_unknown_channel_or_message_type(comm_config, customer, kwargs):
-    make_template("t", "transactional")
+def test_unknown_channel_or_message_type(template_for, comm_config, customer, kwargs):
+    template_for("t", "transactional")
 
     with pytest.raises(InvalidArgumentError) as info:
         send(to=customer, template_key="t", **kwargs)
@@ -118,9 +127,11 @@ def test_unknown_channel_or_message_type(comm_config, customer, kwargs):
     assert memory.messages == []
 
 
-def test_routing_to_an_unknown_channel_fails_before_writing(comm_config, customer, settings):
+def test_routing_to_an_unknown_channel_fails_before_writing(
+    template_for, comm_config, customer, settings
+):
     settings.COMMUNICATION = {"ROUTING": {"reminder": "fax"}}
-    make_template("t", "reminder")
+    template_for("t", "reminder")
 
     with pytest.raises(CommunicationError, match="fax"):
         send(to=customer, template_key="t")

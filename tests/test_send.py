@@ -18,15 +18,15 @@ from django_communication import (
     get_messages_for_object,
     send,
 )
-from django_communication.models import CommunicationSettings, Message, MessageTemplate
+from django_communication.models import CommunicationSettings, Message
 from django_communication.providers import memory
 from tests.providers import TEST_PROVIDERS, FailingProvider, RecordingProvider
 
 
 @pytest.fixture
-def welcome(db):
-    return MessageTemplate.objects.create(
-        key="welcome",
+def welcome(make_template, db):
+    return make_template(
+        "welcome",
         name="Welcome",
         email_subject="Welcome, {{ recipient.name }}",
         email_body_text="Hello {{ recipient.name }}, booking {{ ref }}.",

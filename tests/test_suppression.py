@@ -14,23 +14,11 @@ from django_communication import (
     send,
     signals,
 )
-from django_communication.models import Message, MessageTemplate, OptOut, Suppression
+from django_communication.models import Message, OptOut, Suppression
 from django_communication.optout import opt_in, opt_out
 from django_communication.providers import memory
 from django_communication.sending import SendRequest, send_many
 from django_communication.suppression import suppress
-
-
-@pytest.fixture
-def news(db):
-    return MessageTemplate.objects.create(
-        key="news",
-        name="News",
-        message_type="announcement",
-        email_subject="News for {{ recipient.name }}",
-        email_body_text="Hello. Unsubscribe: {{ unsubscribe_url }}",
-        sms_body="News!",
-    )
 
 
 def block_queries(queries) -> list[str]:

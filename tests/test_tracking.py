@@ -11,17 +11,6 @@ from tests.test_webhook_sns import delivery, permanent_bounce
 
 
 @pytest.fixture
-def sent(comm_config):
-    return Message.objects.create(
-        channel="email",
-        to_address="John@Example.com",
-        status="sent",
-        provider="ses",
-        provider_message_id="ses-1",
-    )
-
-
-@pytest.fixture
 def received_signals():
     seen = []
 

@@ -6,20 +6,17 @@ thread and database connection."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 
 from django_communication import tracking
 from django_communication.models import Message, Suppression
 from django_communication.signals import address_suppressed
+from tests.waiting import DEADLINE_SECONDS, backend_pid, wait_for, waiting_on_a_lock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-#: Upper bound on any wait below; reached only when the code under test is broken.
-DEADLINE_SECONDS = 30
 
 
 def bounce(message_id: str, addresses: list[str]) -> dict:
@@ -69,15 +66,6 @@ def post_concurrently(sns, notifications: list[dict]) -> list[int]:
     return statuses
 
 
-def wait_for(condition, what: str) -> None:
-    """Poll ``condition`` (a database state, not a time) until it holds."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_reversed_recipient_lists_meeting_at_the_worst_moment(sns, comm_config, monkeypatch):
     """Each request, after its first suppression, waits until the other request has made its
     own first one too, or is blocked on a row lock. In payload order that is the deadlock: each
@@ -90,21 +78,13 @@ def test_reversed_recipient_lists_meeting_at_the_worst_moment(sns, comm_config, 
     real_suppress = tracking.suppress
 
     def others_blocked_on_a_lock(me: int) -> bool:
-        others = [pid for thread, pid in backends.items() if thread != me]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND pid = ANY(%s))",
-                [others],
-            )
-            return cursor.fetchone()[0]
+        return waiting_on_a_lock(pid for thread, pid in backends.items() if thread != me)
 
     def suppress_then_meet(*args, **kwargs):
         me = threading.get_ident()
         first = me not in backends
         if first:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                backends[me] = cursor.fetchone()[0]
+            backends[me] = backend_pid()
         row = real_suppress(*args, **kwargs)
         if first:
             past_first.add(me)

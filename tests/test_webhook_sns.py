@@ -7,7 +7,7 @@ import urllib.error
 
 import pytest
 
-from django_communication.models import Message, MessageEvent, Suppression
+from django_communication.models import MessageEvent, Suppression
 from tests.snstools import (
     CERT_URL,
     OTHER_KEY,
@@ -18,17 +18,6 @@ from tests.snstools import (
     make_key_and_certificate,
     sign,
 )
-
-
-@pytest.fixture
-def sent(comm_config):
-    return Message.objects.create(
-        channel="email",
-        to_address="john@example.com",
-        status="sent",
-        provider="ses",
-        provider_message_id="ses-1",
-    )
 
 
 def delivery(message_id="ses-1"):

@@ -5,7 +5,6 @@ one fetch. Fetches are counted by the ``sns`` fixture's stand-in for the network
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 from types import SimpleNamespace
 
@@ -14,9 +13,9 @@ from django.test import Client
 
 from django_communication.webhooks import certificates
 from tests.snstools import CERT_URL, sign
+from tests.waiting import DEADLINE_SECONDS, wait_for
 
 HOST = "https://sns.eu-west-1.amazonaws.com"
-DEADLINE_SECONDS = 30
 
 
 def with_certificate(sns, url: str) -> dict:
@@ -107,14 +106,6 @@ def post_concurrently(sns, notifications: list[dict]) -> tuple[list[threading.Th
     for thread in threads:
         thread.start()
     return threads, statuses
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.005)
 
 
 def waiting_for(url: str) -> int:

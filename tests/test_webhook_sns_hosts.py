@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_communication.models import Message, Suppression
+from django_communication.models import Suppression
 from django_communication.webhooks.sns import RejectedNotification, check_sns_url
 from tests.snstools import CERT_URL, OTHER_TOPIC, TOPIC, sign
 
@@ -125,17 +125,10 @@ def test_a_url_that_is_not_a_string_fails_the_check(value):
         check_sns_url(value)
 
 
-@pytest.fixture
-def sent(comm_config):
-    return Message.objects.create(
-        channel="email", to_address="john@example.com", status="sent", provider_message_id="m-1"
-    )
-
-
 def complaint():
     return {
         "eventType": "Complaint",
-        "mail": {"messageId": "m-1"},
+        "mail": {"messageId": "ses-1"},
         "complaint": {"complainedRecipients": [{"emailAddress": "john@example.com"}]},
     }
 
