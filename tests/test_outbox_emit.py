@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,6 +22,7 @@ from outbox.relay import drain
 from outbox.wakeup import wake
 from tests.rules import RULES
 from tests.testapp.models import Booking, Customer
+from tests.waiting import DEADLINE_SECONDS, backend_pid, wait_for, waiting_on_a_lock
 
 
 class Boom(Exception):
@@ -114,9 +114,11 @@ def race_on_key(key, customer, producer):
     """Emit ``key`` in an open transaction while ``producer(result)`` runs in another thread
     and blocks on the unique index; commit, and return (our event, the producer's result)."""
     result: dict = {}
+    producer_backend: list[int] = []
 
     def run():
         try:
+            producer_backend.append(backend_pid())
             producer(result)
         except Exception as exc:  # pragma: no cover - reported below
             result["error"] = exc
@@ -127,9 +129,13 @@ def race_on_key(key, customer, producer):
         first = emit("booking.confirmed", to=customer, idempotency_key=key)
         thread = threading.Thread(target=run)
         thread.start()
-        time.sleep(0.5)  # the other INSERT now waits on the unique index
-        assert thread.is_alive()
-    thread.join(10)
+        # The race, for certain: the other INSERT waits on the unique index for our commit.
+        wait_for(
+            lambda: producer_backend and waiting_on_a_lock(producer_backend),
+            "the other transaction's INSERT to wait for ours",
+        )
+        assert "error" not in result and thread.is_alive()
+    thread.join(DEADLINE_SECONDS)
     assert "error" not in result, result.get("error")
     return first, result
 

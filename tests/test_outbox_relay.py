@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -542,23 +542,53 @@ def test_no_callback_when_wake_on_commit_is_off(
     assert callbacks == []
 
 
+class FakeTimer:
+    """threading.Timer that runs only when the test calls ``fire()``."""
+
+    started: list[FakeTimer] = []
+
+    def __init__(self, interval: float, function) -> None:
+        self.interval, self.function, self.daemon = interval, function, False
+
+    def start(self) -> None:
+        type(self).started.append(self)
+
+    def cancel(self) -> None:
+        pass
+
+    def fire(self) -> None:
+        self.function()
+
+
 def test_wakes_within_the_interval_coalesce_into_one_trailing_enqueue(
     settings, fresh_wakeup, monkeypatch
 ):
+    """On wakeup's own clock and timer, moved by hand: no machine is too slow for 0.3 s."""
     settings.OUTBOX = {"WAKE_INTERVAL_SECONDS": 0.3}
+    now = [1000.0]
+    monkeypatch.setattr(wakeup, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(wakeup, "threading", SimpleNamespace(Timer=FakeTimer))
+    monkeypatch.setattr(FakeTimer, "started", [])
     enqueued = []
-    monkeypatch.setattr(wakeup, "enqueue_drain", lambda: enqueued.append(time.monotonic()))
-    start = time.monotonic()
-    for _ in range(20):
+    monkeypatch.setattr(wakeup, "enqueue_drain", lambda: enqueued.append(now[0]))
+    for n in range(20):
+        now[0] = 1000.0 + n * 0.01  # 20 wakes in 0.2 s
         wakeup.wake()
-    assert len(enqueued) == 1  # the first at once
-    deadline = time.monotonic() + 5
-    while len(enqueued) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.4)
-    assert len(enqueued) == 2  # ...and one when the interval ends, for all the others
-    assert enqueued[1] - start >= 0.25
+    assert enqueued == [1000.0]  # the first at once...
+    [timer] = FakeTimer.started  # ...the others share one timer, for the rest of the interval
+    assert timer.interval == pytest.approx(0.3 - 0.01)
+    now[0] = 1000.3
+    timer.fire()
+    assert enqueued == [1000.0, 1000.3]  # ...which enqueues once when the interval ends
     assert wakeup._timer is None
+    now[0] = 1000.35  # a wake inside the new interval waits for its end
+    wakeup.wake()
+    assert len(enqueued) == 2 and FakeTimer.started[-1].interval == pytest.approx(0.25)
+    now[0] = 1000.7  # after it, at once
+    FakeTimer.started[-1].fire()
+    now[0] = 1001.1
+    wakeup.wake()
+    assert enqueued == [1000.0, 1000.3, 1000.7, 1001.1]
 
 
 def test_a_broker_outage_does_not_fail_the_commit(settings, fresh_wakeup, monkeypatch, caplog):
