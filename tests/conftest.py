@@ -5,7 +5,7 @@ import pytest
 from django_communication import cache
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers import memory
-from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
+from tests.providers import TEST_PROVIDERS, ScriptedProvider
 from tests.rules import RULES
 
 pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools", "tests.processes"]
@@ -73,7 +73,7 @@ def booking(customer):
 @pytest.fixture
 def scripted(comm_config, settings):
     """Both channels through ScriptedProvider."""
-    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
+    settings.COMMUNICATION = {"PROVIDERS": TEST_PROVIDERS}
     comm_config.email_provider = comm_config.sms_provider = "scripted"
     comm_config.save()
     ScriptedProvider.reset()

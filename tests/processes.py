@@ -27,7 +27,7 @@ from django_q.conf import Conf
 
 from outbox import wakeup
 from outbox.models import OutboxEvent, OutboxStatus
-from tests.outbox_providers import LOG_ENV, OUTBOX_PROVIDERS, read_log
+from tests.providers import LOG_ENV, TEST_PROVIDERS, read_log
 from tests.rules import RULES
 from tests.waiting import wait_for
 
@@ -158,7 +158,7 @@ class Processes:
 def processes(tmp_path, settings, comm_config, make_template):
     # A lease no test waits for: a test ends one with end_leases(), a relay never outlives it.
     outbox = {"RULES": RULES, "WAKE_ON_COMMIT": False, "LEASE_SECONDS": 120}
-    communication = {"PROVIDERS": OUTBOX_PROVIDERS}
+    communication = {"PROVIDERS": TEST_PROVIDERS}
     settings.OUTBOX = dict(outbox)
     settings.COMMUNICATION = dict(communication)
     comm_config.email_provider = comm_config.sms_provider = "filelog"

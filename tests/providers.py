@@ -1,6 +1,15 @@
-"""Providers the tests register through COMMUNICATION["PROVIDERS"]."""
+"""Providers the tests register through COMMUNICATION["PROVIDERS"] (``TEST_PROVIDERS``).
+
+``scripted`` records every call in this process and fails on demand; ``filelog`` appends one line
+per call to a file, so that calls made by several relay processes can be counted afterwards;
+``failing`` always raises; ``email-only`` offers one channel.
+"""
 
 from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
 
 from django.db import connection, connections
 
@@ -9,10 +18,18 @@ from django_communication.models import Channel, Message
 from django_communication.providers.base import BaseProvider, EmailProvider
 
 TEST_PROVIDERS = {
-    "recording": "tests.providers.RecordingProvider",
+    "scripted": "tests.providers.ScriptedProvider",
+    "filelog": "tests.providers.FileLogProvider",
     "failing": "tests.providers.FailingProvider",
     "email-only": "tests.providers.EmailOnlyProvider",
 }
+
+#: FileLogProvider appends "<idempotency key> <pid>" lines to this file.
+LOG_ENV = "OUTBOX_TEST_LOG"
+#: With these set, FileLogProvider blocks (before logging) on the call after the first N,
+#: having created the marker file, so that a test can kill the relay in the middle of a batch.
+BLOCK_AFTER_ENV = "OUTBOX_TEST_BLOCK_AFTER"
+BLOCK_MARKER_ENV = "OUTBOX_TEST_BLOCK_MARKER"
 
 
 def committed_status(pk) -> str | None:
@@ -30,37 +47,65 @@ def committed_status(pk) -> str | None:
     return row[0] if row else None
 
 
-class RecordingProvider(BaseProvider):
-    """Records, for every call, what the database says about the message at that moment."""
+@dataclass(frozen=True)
+class Call:
+    """One ScriptedProvider.send: the message, and what the database said about it then."""
 
-    name = "recording"
+    key: str | None
+    channel: str
+    to: str
+    pk: object
+    in_atomic_block: bool
+    #: With ``reset(record_status=True)``: the row's status as the sending connection sees it.
+    status: str | None = None
+    #: With ``reset(check_committed=True)``: as another connection sees it (committed data).
+    committed_status: str | None = None
+
+
+class ScriptedProvider(BaseProvider):
+    """Records a Call per send. Fails with ``fail[channel]`` if set, else with the next of
+    ``fail_with`` (None: that call succeeds); ``on_send(message)`` runs first."""
+
+    name = "scripted"
     channels = frozenset({Channel.EMAIL, Channel.SMS})
-    calls: list[dict] = []
-    #: Exceptions to raise on the next calls, one per call (None: succeed), before succeeding.
-    fail_with: list[Exception] = []
+    calls: list[Call] = []
+    fail: dict[str, Exception] = {}
+    fail_with: list[Exception | None] = []
+    on_send = None
+    record_status = False
     check_committed = False
 
     @classmethod
-    def reset(cls, check_committed: bool = False) -> None:
+    def reset(cls, record_status: bool = False, check_committed: bool = False) -> None:
+        """Forget calls and failures; the flags make each call read the row (a query each)."""
         cls.calls = []
+        cls.fail = {}
         cls.fail_with = []
+        cls.on_send = None
+        cls.record_status = record_status or check_committed
         cls.check_committed = check_committed
 
     def send(self, message: Message) -> str:
-        call = {
-            "pk": message.pk,
-            "to": message.to_address,
-            "status": Message.objects.get(pk=message.pk).status,
-            "in_atomic_block": connection.in_atomic_block,
-        }
-        if self.check_committed:
-            call["committed_status"] = committed_status(message.pk)
-        type(self).calls.append(call)
-        if self.fail_with:
-            error = self.fail_with.pop(0)
-            if error is not None:  # None: this call succeeds
-                raise error
-        return f"rec-{len(self.calls)}"
+        cls = type(self)
+        cls.calls.append(
+            Call(
+                key=message.idempotency_key,
+                channel=message.channel,
+                to=message.to_address,
+                pk=message.pk,
+                in_atomic_block=connection.in_atomic_block,
+                status=Message.objects.get(pk=message.pk).status if cls.record_status else None,
+                committed_status=committed_status(message.pk) if cls.check_committed else None,
+            )
+        )
+        if cls.on_send is not None:
+            cls.on_send(message)
+        error = cls.fail.get(message.channel)
+        if error is None and cls.fail_with:
+            error = cls.fail_with.pop(0)
+        if error is not None:
+            raise error
+        return f"scripted-{len(cls.calls)}"
 
 
 class FailingProvider(BaseProvider):
@@ -77,3 +122,32 @@ class EmailOnlyProvider(EmailProvider):
 
     def send(self, message: Message) -> str:
         return "email-only-1"
+
+
+class FileLogProvider(BaseProvider):
+    name = "filelog"
+    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    sent_here = 0
+
+    def send(self, message: Message) -> str:
+        block_after = os.environ.get(BLOCK_AFTER_ENV)
+        if block_after is not None and type(self).sent_here >= int(block_after):
+            with open(os.environ[BLOCK_MARKER_ENV], "w") as marker:
+                marker.write(str(message.pk))
+            time.sleep(600)  # the test kills this process
+        line = f"{message.idempotency_key or message.pk} {os.getpid()}\n".encode()
+        fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one small O_APPEND write: lines from processes never interleave
+        finally:
+            os.close(fd)
+        type(self).sent_here += 1
+        return f"filelog-{message.pk}"
+
+
+def read_log(path) -> list[tuple[str, int]]:
+    """[(idempotency key, pid)] in the order the calls were logged."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as log:
+        return [(key, int(pid)) for key, pid in (line.split() for line in log if line.strip())]

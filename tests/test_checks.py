@@ -68,7 +68,7 @@ def test_full_valid_setting_passes():
         ({"RECIPIENT_RESOLVER": "tests.providers.TEST_PROVIDERS"}, ["communication.E003"]),
         ({"RECIPIENT_RESOLVER": 42}, ["communication.E003"]),
         # E004: providers
-        ({"PROVIDERS": ["tests.providers.RecordingProvider"]}, ["communication.E004"]),
+        ({"PROVIDERS": ["tests.providers.ScriptedProvider"]}, ["communication.E004"]),
         ({"PROVIDERS": {"x": "tests.providers.NoSuchProvider"}}, ["communication.E004"]),
         ({"PROVIDERS": {"x": "tests.test_checks.not_a_provider"}}, ["communication.E004"]),
         ({"PROVIDERS": {"x": "tests.test_checks.ChannelLess"}}, ["communication.E004"]),

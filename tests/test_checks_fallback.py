@@ -20,7 +20,7 @@ def test_valid_fallback_and_rate_limits_pass():
             {
                 "PROVIDERS": TEST_PROVIDERS,
                 "FALLBACK": {"email": ["django", "email-only"], "sms": []},
-                "RATE_LIMITS": {"ses": 14, "sns": 0.5, "recording": 20},
+                "RATE_LIMITS": {"ses": 14, "sns": 0.5, "scripted": 20},
             }
         )
         == []
@@ -59,8 +59,8 @@ def test_malformed_rate_limits_is_e013(limits):
 
 
 def test_custom_providers_count_once_they_import():
-    assert ids({"PROVIDERS": TEST_PROVIDERS, "RATE_LIMITS": {"recording": 5}}) == []
-    assert ids({"RATE_LIMITS": {"recording": 5}}) == ["communication.E013"]
+    assert ids({"PROVIDERS": TEST_PROVIDERS, "RATE_LIMITS": {"scripted": 5}}) == []
+    assert ids({"RATE_LIMITS": {"scripted": 5}}) == ["communication.E013"]
     # A broken PROVIDERS is reported once, as E004, not again for every name it would define.
     assert ids({"PROVIDERS": {"x": "no.such.Provider"}, "RATE_LIMITS": {"x": 5}}) == [
         "communication.E004"

@@ -112,39 +112,39 @@ def test_fallback_refusing_permanently_ends_the_chain(
 
 def test_batch_only_failed_messages_fall_through(comm_config, settings, customer):
     """In a batch, the messages the first provider accepted stay with it."""
-    from tests.providers import TEST_PROVIDERS, RecordingProvider
+    from tests.providers import TEST_PROVIDERS, ScriptedProvider
 
     settings.COMMUNICATION = {
         "PROVIDERS": TEST_PROVIDERS,
-        "FALLBACK": {"email": ["memory", "recording"], "sms": ["recording"]},
+        "FALLBACK": {"email": ["memory", "scripted"], "sms": ["scripted"]},
     }
-    comm_config.email_provider = "recording"
+    comm_config.email_provider = "scripted"
     comm_config.save()
-    RecordingProvider.reset()
-    RecordingProvider.fail_with = [None, ProviderError("busy", retryable=True), None]
+    ScriptedProvider.reset()
+    ScriptedProvider.fail_with = [None, ProviderError("busy", retryable=True), None]
 
     results = send_many(
         [SendRequest(to=f"user{n}@example.com", subject="Hi", body_text="Hello") for n in range(3)]
     )
 
-    assert [m.provider for m in results] == ["recording", "memory", "recording"]
-    assert [m.error for m in results] == ["", "recording: busy (retryable); sent by memory", ""]
+    assert [m.provider for m in results] == ["scripted", "memory", "scripted"]
+    assert [m.error for m in results] == ["", "scripted: busy (retryable); sent by memory", ""]
     assert [m.to_address for m in memory.messages] == ["user1@example.com"]
     assert all(m.status == MessageStatus.SENT for m in Message.objects.all())
 
 
 def test_unknown_fallback_is_skipped_at_send_time(comm_config, settings, customer):
-    from tests.providers import TEST_PROVIDERS, RecordingProvider
+    from tests.providers import TEST_PROVIDERS, ScriptedProvider
 
     settings.COMMUNICATION = {"PROVIDERS": TEST_PROVIDERS, "FALLBACK": {"email": ["nope"]}}
-    comm_config.email_provider = "recording"
+    comm_config.email_provider = "scripted"
     comm_config.save()
-    RecordingProvider.reset()
-    RecordingProvider.fail_with = [ProviderError("busy", retryable=True)]
+    ScriptedProvider.reset()
+    ScriptedProvider.fail_with = [ProviderError("busy", retryable=True)]
 
     with pytest.raises(ProviderError) as info:
         send(to=customer, subject="Hi", body_text="Hello")
 
     row = Message.objects.get(pk=info.value.message.pk)
-    assert (row.status, row.provider) == (MessageStatus.FAILED, "recording")
-    assert row.error.startswith("recording: busy (retryable); nope: Unknown provider 'nope'")
+    assert (row.status, row.provider) == (MessageStatus.FAILED, "scripted")
+    assert row.error.startswith("scripted: busy (retryable); nope: Unknown provider 'nope'")

@@ -29,7 +29,7 @@ from outbox.management.commands.outbox_status import Command as OutboxStatusComm
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
-from tests.outbox_providers import ScriptedProvider
+from tests.providers import ScriptedProvider
 
 # The health view, mounted as the README says (for the tests marked with this module's urls).
 urlpatterns = [path("outbox/", include("outbox.urls"))]

@@ -19,8 +19,8 @@ from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import retry_now
 from outbox.relay import drain
-from tests.outbox_providers import read_log
 from tests.processes import dispatched_count
+from tests.providers import read_log
 from tests.test_outbox_relay import make_due, reload
 from tests.waiting import wait_for
 
@@ -28,7 +28,7 @@ from tests.waiting import wait_for
 def subjects(scripted) -> list[str]:
     """The ref of each provider call, in call order (key ``outbox:<pk>:...`` → the event)."""
     refs = {str(pk): ref for pk, ref in OutboxEvent.objects.values_list("pk", "context__ref")}
-    return [refs[key.split(":")[1]] for key, _, _ in scripted.calls]
+    return [refs[key.split(":")[1]] for key in (call.key for call in scripted.calls)]
 
 
 def fail_refs(scripted, refs: set[str], retryable: bool = True) -> None:

@@ -245,13 +245,13 @@ def test_retry_after_partial_fan_out_sends_only_the_failed_rule(
     event = emit("booking.cancelled", to=customer, context={"ref": "BK1"})
     assert drain().retried == 1
     prefix = f"outbox:{event.pk}:booking_cancelled"
-    assert [call[0] for call in scripted.calls] == [f"{prefix}:email", f"{prefix}:sms"]
+    assert [call.key for call in scripted.calls] == [f"{prefix}:email", f"{prefix}:sms"]
     assert "booking_cancelled (sms): " in reload(event).last_error
 
     scripted.fail.clear()
     make_due()
     assert drain().dispatched == 1
-    assert [call[0] for call in scripted.calls] == [
+    assert [call.key for call in scripted.calls] == [
         f"{prefix}:email",
         f"{prefix}:sms",
         f"{prefix}:sms",  # only the rule that had failed

@@ -18,7 +18,7 @@ from django_communication.ratelimit import GUARD, pacer, reserve
 from django_communication.sending import SendRequest, send_many
 from outbox import emit_many
 from outbox.models import OutboxEvent, OutboxStatus
-from tests.outbox_providers import read_log
+from tests.providers import read_log
 
 
 def max_in_one_second(times: list[float]) -> int:

@@ -20,7 +20,7 @@ from django_communication import (
 )
 from django_communication.models import CommunicationSettings, Message
 from django_communication.providers import memory
-from tests.providers import TEST_PROVIDERS, FailingProvider, RecordingProvider
+from tests.providers import TEST_PROVIDERS, FailingProvider, ScriptedProvider
 
 
 @pytest.fixture
@@ -38,17 +38,9 @@ def welcome(make_template, db):
 @pytest.fixture
 def test_providers(settings):
     settings.COMMUNICATION = {"PROVIDERS": TEST_PROVIDERS}
-    RecordingProvider.reset()
+    ScriptedProvider.reset()
     yield
-    RecordingProvider.reset()
-
-
-@pytest.fixture
-def recording(comm_config, test_providers):
-    comm_config.email_provider = "recording"
-    comm_config.sms_provider = "recording"
-    comm_config.save()
-    return RecordingProvider
+    ScriptedProvider.reset()
 
 
 @pytest.mark.parametrize(
@@ -198,21 +190,21 @@ def test_plain_string_recipient_has_no_recipient_link(comm_config, welcome):
 @pytest.mark.django_db(transaction=True)
 def test_row_is_pending_and_committed_during_the_provider_call(customer, welcome, test_providers):
     config = CommunicationSettings.get_solo()
-    config.email_provider = "recording"
+    config.email_provider = "scripted"
     config.save()
-    RecordingProvider.reset(check_committed=True)
+    ScriptedProvider.reset(check_committed=True)
 
     message = send(to=customer, template_key="welcome")
 
-    [call] = RecordingProvider.calls
-    assert call["pk"] == message.pk
-    assert call["status"] == "pending"
-    assert call["committed_status"] == "pending"
-    assert call["in_atomic_block"] is False
+    [call] = ScriptedProvider.calls
+    assert call.pk == message.pk
+    assert call.status == "pending"
+    assert call.committed_status == "pending"
+    assert call.in_atomic_block is False
     row = Message.objects.get(pk=message.pk)
     assert row.status == "sent"
-    assert row.provider == "recording"
-    assert row.provider_message_id == "rec-1"
+    assert row.provider == "scripted"
+    assert row.provider_message_id == "scripted-1"
     assert row.sent_at is not None
 
 
@@ -261,27 +253,28 @@ def test_unexpected_provider_exception_is_a_retryable_provider_error(
     assert "peer reset" in row.error
 
 
-def test_idempotent_send_after_success_does_not_send_again(recording, customer, welcome):
+def test_idempotent_send_after_success_does_not_send_again(scripted, customer, welcome):
     first = send(to=customer, template_key="welcome", idempotency_key="welcome:1")
     again = send(to=customer, template_key="welcome", idempotency_key="welcome:1")
 
     assert again.pk == first.pk
     assert again.status == "sent"
-    assert again.provider_message_id == "rec-1"
-    assert len(recording.calls) == 1
+    assert again.provider_message_id == "scripted-1"
+    assert len(scripted.calls) == 1
     assert Message.objects.count() == 1
 
 
-def test_different_idempotency_keys_send_separately(recording, customer, welcome):
+def test_different_idempotency_keys_send_separately(scripted, customer, welcome):
     first = send(to=customer, template_key="welcome", idempotency_key="welcome:1")
     second = send(to=customer, template_key="welcome", idempotency_key="welcome:2")
 
     assert first.pk != second.pk
-    assert len(recording.calls) == 2
+    assert len(scripted.calls) == 2
 
 
-def test_idempotent_send_after_failure_retries_on_the_same_row(recording, customer, welcome):
-    recording.fail_with = [ProviderError("throttled", retryable=True)]
+def test_idempotent_send_after_failure_retries_on_the_same_row(scripted, customer, welcome):
+    scripted.reset(record_status=True)
+    scripted.fail_with = [ProviderError("throttled", retryable=True)]
 
     with pytest.raises(ProviderError) as info:
         send(to=customer, template_key="welcome", idempotency_key="welcome:1")
@@ -291,13 +284,13 @@ def test_idempotent_send_after_failure_retries_on_the_same_row(recording, custom
     retried = send(to=customer, template_key="welcome", idempotency_key="welcome:1")
 
     assert retried.pk == info.value.message.pk
-    assert [call["pk"] for call in recording.calls] == [retried.pk, retried.pk]
+    assert [call.pk for call in scripted.calls] == [retried.pk, retried.pk]
     # The retry, like a first attempt, hands the provider a pending row.
-    assert [call["status"] for call in recording.calls] == ["pending", "pending"]
+    assert [call.status for call in scripted.calls] == ["pending", "pending"]
     row = Message.objects.get()
     assert row.status == "sent"
     assert row.error == ""
-    assert row.provider_message_id == "rec-2"
+    assert row.provider_message_id == "scripted-2"
     assert row.sent_at is not None
 
 
@@ -305,13 +298,13 @@ def test_settings_change_switches_provider(comm_config, customer, welcome, test_
     send(to=customer, template_key="welcome")
     assert len(memory.messages) == 1
 
-    comm_config.email_provider = "recording"
+    comm_config.email_provider = "scripted"
     comm_config.save()
     message = send(to=customer, template_key="welcome")
 
-    assert message.provider == "recording"
+    assert message.provider == "scripted"
     assert len(memory.messages) == 1
-    assert len(RecordingProvider.calls) == 1
+    assert len(ScriptedProvider.calls) == 1
 
 
 def test_ad_hoc_email(comm_config, customer):
@@ -348,7 +341,7 @@ def test_ad_hoc_send_without_content_is_rejected(comm_config, customer, kwargs, 
     assert memory.messages == []
 
 
-def test_idempotency_race_with_a_concurrent_insert(recording, customer, welcome, monkeypatch):
+def test_idempotency_race_with_a_concurrent_insert(scripted, customer, welcome, monkeypatch):
     """Another process inserted the key between the lookup and the insert."""
     from django.db.models import QuerySet
 
@@ -364,7 +357,7 @@ def test_idempotency_race_with_a_concurrent_insert(recording, customer, welcome,
 
     assert again.pk == first.pk
     assert again.status == "sent"
-    assert len(recording.calls) == 1
+    assert len(scripted.calls) == 1
     # The failed insert was rolled back to its savepoint: the connection is still usable.
     assert Message.objects.count() == 1
 
