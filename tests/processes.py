@@ -16,17 +16,14 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from django_q.conf import Conf
 
 from outbox import wakeup
-from outbox.models import OutboxEvent, OutboxStatus
 from tests.providers import LOG_ENV, TEST_PROVIDERS, read_log
 from tests.rules import RULES
 from tests.waiting import wait_for
@@ -184,16 +181,6 @@ def expected_keys(events) -> set[str]:
         channels = ["email", "sms"] if event.event_type == "proc.two" else ["email"]
         keys |= {f"outbox:{event.pk}:ping:{channel}" for channel in channels}
     return keys
-
-
-def dispatched_count() -> int:
-    return OutboxEvent.objects.filter(status=OutboxStatus.DISPATCHED).count()
-
-
-def end_leases() -> None:
-    """Move every lease's end into the past: what waiting LEASE_SECONDS would do, at once."""
-    leased = OutboxEvent.objects.filter(claim_token__isnull=False)
-    assert leased.update(available_at=timezone.now() - timedelta(seconds=1))
 
 
 @pytest.fixture

@@ -75,6 +75,29 @@ def sign(data: dict[str, Any], key: rsa.RSAPrivateKey | None = None) -> dict[str
     return {**data, "Signature": base64.b64encode(signature).decode()}
 
 
+def delivery(message_id: str = "ses-1") -> dict[str, Any]:
+    """An SES delivery notification's message for John."""
+    return {
+        "eventType": "Delivery",
+        "mail": {"messageId": message_id, "timestamp": "2024-05-01T11:59:00.000Z"},
+        "delivery": {"timestamp": "2024-05-01T12:00:00.000Z", "recipients": ["john@example.com"]},
+    }
+
+
+def permanent_bounce(message_id: str = "ses-1") -> dict[str, Any]:
+    """An SES permanent bounce notification's message for John."""
+    return {
+        "eventType": "Bounce",
+        "mail": {"messageId": message_id},
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": "john@example.com"}],
+            "timestamp": "2024-05-01T12:00:00.000Z",
+        },
+    }
+
+
 class SnsTestClient:
     def __init__(self, client, monkeypatch) -> None:
         self.client = client

@@ -16,7 +16,7 @@ from outbox import InvalidEventError, cancel, emit
 from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
-from tests.test_outbox_relay import make_due, reload
+from tests.events import make_due, reload
 from tests.testapp.models import Booking
 
 

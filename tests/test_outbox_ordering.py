@@ -19,9 +19,8 @@ from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import retry_now
 from outbox.relay import drain
-from tests.processes import dispatched_count
+from tests.events import dispatched_count, make_due, reload
 from tests.providers import read_log
-from tests.test_outbox_relay import make_due, reload
 from tests.waiting import wait_for
 
 

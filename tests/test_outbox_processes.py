@@ -22,7 +22,8 @@ from django_communication.models import Message, MessageStatus
 from outbox import emit, emit_many
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
-from tests.processes import dispatched_count, end_leases, expected_keys
+from tests.events import dispatched_count, end_leases
+from tests.processes import expected_keys
 from tests.providers import BLOCK_AFTER_ENV, BLOCK_MARKER_ENV, read_log
 from tests.waiting import wait_for
 

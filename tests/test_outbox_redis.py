@@ -26,7 +26,8 @@ from django_q.models import OrmQ, Task
 from django_communication.models import Message, MessageStatus
 from outbox import emit, wakeup
 from outbox.models import OutboxEvent
-from tests.processes import dispatched_count, expected_keys
+from tests.events import dispatched_count
+from tests.processes import expected_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -23,6 +23,7 @@ from outbox.models import OutboxEvent, OutboxStatus
 from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
 from outbox.retention import prune
+from tests.events import make_due, reload
 from tests.rules import RULES
 from tests.testapp.models import Customer
 
@@ -41,14 +42,6 @@ def fresh_wakeup():
             wakeup._timer.cancel()
             wakeup._timer = None
     wakeup._last_enqueue = 0.0
-
-
-def make_due() -> None:
-    OutboxEvent.objects.update(available_at=timezone.now() - timedelta(seconds=1))
-
-
-def reload(event: OutboxEvent) -> OutboxEvent:
-    return OutboxEvent.objects.get(pk=event.pk)
 
 
 # ------------------------------------------------------------------------- fan-out and routing

@@ -7,7 +7,7 @@ import pytest
 
 from django_communication import signals
 from django_communication.models import Message, MessageEvent, Suppression
-from tests.test_webhook_sns import delivery, permanent_bounce
+from tests.snstools import delivery, permanent_bounce
 
 
 @pytest.fixture

@@ -15,30 +15,11 @@ from tests.snstools import (
     SUBSCRIBE_URL,
     TOPIC,
     URL,
+    delivery,
     make_key_and_certificate,
+    permanent_bounce,
     sign,
 )
-
-
-def delivery(message_id="ses-1"):
-    return {
-        "eventType": "Delivery",
-        "mail": {"messageId": message_id, "timestamp": "2024-05-01T11:59:00.000Z"},
-        "delivery": {"timestamp": "2024-05-01T12:00:00.000Z", "recipients": ["john@example.com"]},
-    }
-
-
-def permanent_bounce(message_id="ses-1"):
-    return {
-        "eventType": "Bounce",
-        "mail": {"messageId": message_id},
-        "bounce": {
-            "bounceType": "Permanent",
-            "bounceSubType": "General",
-            "bouncedRecipients": [{"emailAddress": "john@example.com"}],
-            "timestamp": "2024-05-01T12:00:00.000Z",
-        },
-    }
 
 
 def unchanged(sent):
