@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from django_communication import cache
-from django_communication.models import CommunicationSettings, Message, MessageTemplate
+from django_communication.models import (
+    CommunicationSettings,
+    Message,
+    MessageEvent,
+    MessageTemplate,
+)
 from django_communication.providers import memory
 from tests.providers import TEST_PROVIDERS, ScriptedProvider
 from tests.rules import RULES
@@ -159,3 +166,32 @@ def sent(comm_config):
         provider="ses",
         provider_message_id="ses-1",
     )
+
+
+@pytest.fixture
+def bounced_message(db):
+    """``bounced_message(marker)``: a bounced email with its history, delivered then bounced,
+    ``marker`` in each event's payload."""
+
+    def make(marker: str) -> Message:
+        message = Message.objects.create(
+            channel="email",
+            to_address="ann@example.com",
+            status="bounced",
+            provider_message_id="p1",
+        )
+        for minute, (kind, status, detail) in enumerate(
+            [("delivery", "delivered", ""), ("bounce", "bounced", "Permanent / General")]
+        ):
+            MessageEvent.objects.create(
+                message=message,
+                event_type=kind,
+                status=status,
+                detail=detail,
+                occurred_at=datetime(2024, 5, 1, 12, minute, tzinfo=timezone.utc),
+                notification_id=f"n{minute}",
+                payload={"eventType": kind.title(), "marker": marker},
+            )
+        return message
+
+    return make

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from django_communication.models import Message, MessageEvent, OptOut, Suppression
+from django_communication.models import OptOut, Suppression
 
 pytestmark = pytest.mark.django_db
 
 
-def bounced_message(marker: str) -> Message:
-    """A bounced email with its history: delivered, then bounced; ``marker`` in each payload."""
-    message = Message.objects.create(
-        channel="email", to_address="ann@example.com", status="bounced", provider_message_id="p1"
-    )
-    for minute, (kind, status, detail) in enumerate(
-        [("delivery", "delivered", ""), ("bounce", "bounced", "Permanent / General")]
-    ):
-        MessageEvent.objects.create(
-            message=message,
-            event_type=kind,
-            status=status,
-            detail=detail,
-            occurred_at=datetime(2024, 5, 1, 12, minute, tzinfo=timezone.utc),
-            notification_id=f"n{minute}",
-            payload={"eventType": kind.title(), "marker": marker},
-        )
-    return message
-
-
-def test_message_page_shows_its_status_history(admin_client):
+def test_message_page_shows_its_status_history(bounced_message, admin_client):
     message = bounced_message("<script>x</script>")
     response = admin_client.get(
         reverse("admin:django_communication_message_change", args=[message.pk])

@@ -8,12 +8,11 @@ from django.urls import reverse
 
 from django_communication.models import Suppression
 from tests.browser import save_screenshot
-from tests.test_admin_tracking import bounced_message
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_message_page_shows_its_status_history_in_order(admin_page, live_server):
+def test_a_message_page_shows_its_status_history_in_order(bounced_message, admin_page, live_server):
     message = bounced_message("<b>not bold</b>")
     page = admin_page
     page.goto(
