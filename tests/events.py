@@ -9,6 +9,18 @@ from django.utils import timezone
 from outbox.models import OutboxEvent, OutboxStatus
 
 
+def make_event(status: str = OutboxStatus.PENDING, **fields) -> OutboxEvent:
+    """A ``booking.confirmed`` event for ref BK1, unless ``fields`` say otherwise; its
+    timestamps as given (``updated_at`` too, which save() would overwrite)."""
+    updated_at = fields.pop("updated_at", None)
+    fields = {"event_type": "booking.confirmed", "context": {"ref": "BK1"}, **fields}
+    event = OutboxEvent.objects.create(status=status, **fields)
+    if updated_at is not None:
+        OutboxEvent.objects.filter(pk=event.pk).update(updated_at=updated_at)
+        event.refresh_from_db()
+    return event
+
+
 def reload(event: OutboxEvent) -> OutboxEvent:
     return OutboxEvent.objects.get(pk=event.pk)
 

@@ -22,6 +22,7 @@ from outbox import emit
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.operations import discard, retry_now
 from outbox.relay import drain
+from tests.events import make_event
 from tests.rules import RULES
 
 pytestmark = pytest.mark.django_db
@@ -37,11 +38,6 @@ SKIPPED = (
 
 def change_url(event: OutboxEvent) -> str:
     return reverse("admin:outbox_outboxevent_change", args=[event.pk])
-
-
-def make_event(**fields) -> OutboxEvent:
-    defaults = {"event_type": "booking.confirmed", "context": {"ref": "BK1"}}
-    return OutboxEvent.objects.create(**{**defaults, **fields})
 
 
 def make_message(event: OutboxEvent, rule_key: str, **fields) -> Message:

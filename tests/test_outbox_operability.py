@@ -29,6 +29,7 @@ from outbox.management.commands.outbox_status import Command as OutboxStatusComm
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
+from tests.events import make_event
 from tests.providers import ScriptedProvider
 
 # The health view, mounted as the README says (for the tests marked with this module's urls).
@@ -45,15 +46,6 @@ EVENT_FIELDS = {
     "error",
     "retry_at",
 }
-
-
-def make_event(status=OutboxStatus.PENDING, **fields) -> OutboxEvent:
-    """An event whose timestamps (updated_at included, which save() would overwrite) are set."""
-    updated_at = fields.pop("updated_at", None)
-    event = OutboxEvent.objects.create(event_type="booking.confirmed", status=status, **fields)
-    if updated_at is not None:
-        OutboxEvent.objects.filter(pk=event.pk).update(updated_at=updated_at)
-    return event
 
 
 @pytest.fixture
