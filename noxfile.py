@@ -1,7 +1,8 @@
 """Sessions: tests (Django x Python matrix, SQLite then PostgreSQL), lint, demo, bench.
 
-nox -s tests            every combination below: the fast suite on each, and the slow
-                        (multi-process) and browser tests too on the newest (FULL)
+nox -s tests            every combination below: the fast suite on each; on the newest
+                        (FULL) the slow (multi-process) tests too, and the browser tests
+                        on SQLite
 nox -s "tests(python='3.11', django='5.2')"
 nox -s lint demo bench
 """
@@ -20,11 +21,23 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 MATRIX = [("3.11", "4.2"), ("3.11", "5.2"), ("3.12", "6.0")]
-#: The combination that also runs the slow and browser tests (on both databases): they exercise
-#: processes, the ORM's SQL and the admin's pages, which the fast suite covers on every other
+#: The combination that also runs the slow (multi-process) tests, on both databases, and the
+#: browser tests, on SQLite: what they add (processes, row locks, the admin's pages in Chromium)
+#: depends little on the Django and Python versions, which the fast suite covers on every
 #: combination. A -m in posargs (nox -s tests -- -m slow) replaces this selection.
 FULL = MATRIX[-1]
-FAST = ["-m", "not slow and not browser"]
+SELECTION = {
+    # (full combination, database) -> marker expression; None: every test
+    (True, "sqlite"): None,
+    (True, "postgresql"): "not browser",
+    (False, "sqlite"): "not slow and not browser",
+    (False, "postgresql"): "not slow and not browser",
+}
+
+
+def pytest_command(session: nox.Session, full: bool, database: str) -> list[str]:
+    selection = SELECTION[full, database]
+    return ["pytest", *(["-m", selection] if selection else []), *session.posargs]
 
 
 def postgres_reachable() -> bool:
@@ -45,6 +58,7 @@ def database_url(session: nox.Session, name: str) -> str:
 @nox.parametrize("python,django", MATRIX)
 def tests(session: nox.Session, django: str) -> None:
     """The suite on SQLite, then PostgreSQL (required under CI); slow and browser on FULL only."""
+    full = (session.python, django) == FULL
     session.install("-e", ".[test]", f"django~={django}.0")
     session.run(
         "python",
@@ -57,11 +71,11 @@ def tests(session: nox.Session, django: str) -> None:
     )
     tmp = Path(session.create_tmp())
     sqlite = f"sqlite:///{tmp / 'db.sqlite3'}"
-    pytest = ["pytest", *([] if (session.python, django) == FULL else FAST), *session.posargs]
-    session.run(*pytest, env={"DATABASE_URL": sqlite})
+    session.run(*pytest_command(session, full, "sqlite"), env={"DATABASE_URL": sqlite})
     if postgres_reachable():
         name = f"ci_{session.python.replace('.', '')}_{django.replace('.', '')}"
-        session.run(*pytest, env={"DATABASE_URL": database_url(session, name)})
+        postgres = database_url(session, name)
+        session.run(*pytest_command(session, full, "postgresql"), env={"DATABASE_URL": postgres})
     elif os.environ.get("CI"):
         session.error("PostgreSQL is not reachable on 127.0.0.1:5432; CI runs on both databases.")
     else:

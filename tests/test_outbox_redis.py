@@ -127,7 +127,6 @@ def test_qcluster_on_redis_dispatches_each_committed_event_once(
     )
     for batch in range(1, 5):
         events += commit_events(customer, batch)
-        time.sleep(0.05)
     total = len(events)
     assert total == 100
     wait_until(
