@@ -12,7 +12,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy
 
 from django_communication import send
-from django_communication.models import Message, MessageTemplate
+from django_communication.models import Message
 from outbox import emit
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
@@ -62,14 +62,12 @@ EXPECTED = "\n".join(
 
 
 @pytest.fixture
-def typed(comm_config, settings):
+def typed(make_template, comm_config, settings):
     settings.OUTBOX = {
         "RULES": {"typed": {"template_key": "typed", "channel": "email"}},
         "WAKE_ON_COMMIT": False,
     }
-    MessageTemplate.objects.create(
-        key="typed", name="Typed", email_subject="T", email_body_text=BODY
-    )
+    make_template("typed", name="Typed", email_subject="T", email_body_text=BODY)
 
 
 def test_every_listed_type_renders_as_through_send(typed, customer):

@@ -16,10 +16,9 @@ def plan(queryset) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+@pytest.mark.postgres  # the plan asserted is PostgreSQL's
 @pytest.mark.django_db(transaction=True)
 def test_messages_of_an_event_are_found_through_an_index(db):
-    if connection.vendor != "postgresql":
-        pytest.skip("the plan asserted is PostgreSQL's (DATABASE_URL=postgres://...)")
     events = OutboxEvent.objects.bulk_create(
         [OutboxEvent(event_type="booking.confirmed") for _ in range(200)]
     )

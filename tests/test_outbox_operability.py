@@ -31,6 +31,7 @@ from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
 from tests.events import make_event
 from tests.providers import ScriptedProvider
+from tests.rules import RULES
 
 # The health view, mounted as the README says (for the tests marked with this module's urls).
 urlpatterns = [path("outbox/", include("outbox.urls"))]

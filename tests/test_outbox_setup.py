@@ -26,7 +26,6 @@ from django_communication.models import (
     CommunicationSettings,
     Message,
     MessageStatus,
-    MessageTemplate,
 )
 from outbox import emit, views, wakeup
 from outbox.checks import check_broker
@@ -34,7 +33,7 @@ from outbox.database_checks import check_drain_schedule, check_rule_templates
 from outbox.health import outbox_health
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
-from tests.outbox_providers import OUTBOX_PROVIDERS, ScriptedProvider
+from tests.providers import TEST_PROVIDERS, ScriptedProvider
 from tests.servers import FAKE_KEY_ID, FAKE_SECRET
 
 urlpatterns = [path("outbox/", include("outbox.urls"))]
@@ -122,7 +121,9 @@ def test_a_failed_wake_up_says_truthfully_what_happens(db, settings, monkeypatch
 # --------------------------------------------------------------------------- rules and templates
 
 
-def test_check_database_flags_a_rule_whose_template_is_missing_for_its_channel(db, settings):
+def test_check_database_flags_a_rule_whose_template_is_missing_for_its_channel(
+    make_template, db, settings
+):
     settings.OUTBOX = {
         "RULES": {
             "booking.confirmed": {"template_key": "confirmation"},  # transactional → email
@@ -134,15 +135,11 @@ def test_check_database_flags_a_rule_whose_template_is_missing_for_its_channel(d
             "booking.typo": {"template_key": "no_such_key", "channel": "email"},
         }
     }
-    MessageTemplate.objects.create(
-        key="confirmation", name="C", email_subject="S", email_body_text="T"
-    )
-    MessageTemplate.objects.create(
-        key="cancelled", name="X", email_subject="S", email_body_html="H"
-    )
-    MessageTemplate.objects.create(key="reminder", name="R", email_subject="S", email_body_text="T")
-    MessageTemplate.objects.create(
-        key="no_such_key", name="Off", email_subject="S", email_body_text="T", is_active=False
+    make_template("confirmation", name="C", email_subject="S", email_body_text="T")
+    make_template("cancelled", name="X", email_subject="S", email_body_html="H")
+    make_template("reminder", name="R", email_subject="S", email_body_text="T")
+    make_template(
+        "no_such_key", name="Off", email_subject="S", email_body_text="T", is_active=False
     )
     found = check_rule_templates(databases=["default"])
     assert ids(found) == ["outbox.W003"] * 3
@@ -170,7 +167,7 @@ def test_check_database_flags_a_rule_whose_template_is_missing_for_its_channel(d
 
 
 @pytest.fixture
-def ses_without_credentials(comm_config, moto_server, monkeypatch, settings):
+def ses_without_credentials(make_template, comm_config, moto_server, monkeypatch, settings):
     for name in (
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -180,9 +177,7 @@ def ses_without_credentials(comm_config, moto_server, monkeypatch, settings):
         monkeypatch.delenv(name, raising=False)
     comm_config.email_provider = "ses"
     comm_config.save()
-    MessageTemplate.objects.create(
-        key="confirmation", name="C", email_subject="Booked", email_body_text="Booked"
-    )
+    make_template("confirmation", name="C", email_subject="Booked", email_body_text="Booked")
     settings.OUTBOX = {
         "RULES": {"booking.confirmed": {"template_key": "confirmation", "channel": "email"}},
         "WAKE_ON_COMMIT": False,
@@ -242,15 +237,13 @@ def test_missing_aws_credentials_are_a_configuration_problem_shown_while_events_
 
 
 def test_drain_counts_messages_and_not_those_an_earlier_attempt_sent(
-    comm_config, settings, customer
+    make_template, comm_config, settings, customer
 ):
-    settings.COMMUNICATION = {"PROVIDERS": OUTBOX_PROVIDERS}
+    settings.COMMUNICATION = {"PROVIDERS": TEST_PROVIDERS}
     comm_config.email_provider = comm_config.sms_provider = "scripted"
     comm_config.save()
     ScriptedProvider.reset()
-    MessageTemplate.objects.create(
-        key="cancelled", name="X", email_subject="S", email_body_text="T", sms_body="T"
-    )
+    make_template("cancelled", name="X", email_subject="S", email_body_text="T", sms_body="T")
     settings.OUTBOX = {
         "RULES": {
             "booking.cancelled": [

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from django_communication import TemplateRenderError, send
 from django_communication.checks import check_settings
-from django_communication.models import Message, MessageTemplate
+from django_communication.models import Message
 from django_communication.providers import memory
 from outbox import emit
 from outbox.models import OutboxEvent, OutboxStatus
@@ -16,9 +16,9 @@ from outbox.relay import drain
 
 
 @pytest.fixture
-def welcome(db):
-    return MessageTemplate.objects.create(
-        key="welcome",
+def welcome(make_template, db):
+    return make_template(
+        "welcome",
         name="Welcome",
         email_subject="Welcome",
         email_body_text=(
