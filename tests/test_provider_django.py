@@ -108,3 +108,22 @@ def test_locmem_backend_outbox(django_config, settings, customer):
     assert email.extra_headers["Message-ID"] == message.provider_message_id
     assert email.extra_headers["Reply-To"] == "help@example.com"
     assert Message.objects.get(pk=message.pk).status == "sent"
+
+
+def test_every_attempt_at_a_message_carries_the_same_message_id(
+    django_config, smtp_settings, customer
+):
+    """A resend (after an outcome was lost, say) is recognisable by its Message-ID: derived from
+    the idempotency key, not drawn anew per attempt."""
+    from django_communication.providers.base import stable_message_id
+    from django_communication.providers.registry import provider_for_channel
+
+    message = send(to=customer, subject="Hi", body_text="Hello", idempotency_key="order:7:email")
+    provider = provider_for_channel("email")
+    provider.send(message)  # the same message, handed over again
+    other = send(to=customer, subject="Hi", body_text="Hello", idempotency_key="order:8:email")
+
+    first, again, different = (m.message["Message-ID"] for m in smtp_settings.messages)
+    assert first == again == message.provider_message_id == stable_message_id(message)
+    assert first.endswith("@example.com>")
+    assert different == other.provider_message_id != first

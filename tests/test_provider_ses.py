@@ -21,6 +21,7 @@ from django_communication import ProviderError, send
 from django_communication.models import Message
 from django_communication.providers import ses as ses_module
 from django_communication.providers.aws import provider_error
+from django_communication.providers.base import stable_message_id
 from django_communication.providers.registry import provider_for_channel
 from tests.servers import FAKE_KEY_ID
 
@@ -77,6 +78,9 @@ def test_sends_text_and_html_with_reply_to_and_configuration_set(
     assert call["Content"]["Simple"]["Body"]["Html"]["Data"] == "<p>Booked.</p>"
     assert call["ReplyToAddresses"] == ["help@example.com"]
     assert call["ConfigurationSetName"] == "tracking"
+    # SES replaces Message-ID: the stable id of this message travels in its own header.
+    headers = {h["Name"]: h["Value"] for h in call["Content"]["Simple"]["Headers"]}
+    assert headers["X-Message-Key"] == stable_message_id(row)
     # Signed for the configured region and SES, with the environment's (default chain) keys.
     [request] = moto_server.requests
     assert request.access_key_id == FAKE_KEY_ID

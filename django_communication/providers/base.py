@@ -20,13 +20,17 @@ replaces the instance. A provider may also define ``prepare(message)``: the side
 part of sending (building the request), which the relay runs while the previous outcome is
 being written.
 
-Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email.
+Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email,
+and identify it by ``stable_message_id(message)``: the same on every attempt at the message, so
+a receiving server can tell a resend from a new message.
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from email.utils import make_msgid
 from typing import TYPE_CHECKING, ClassVar
 
 from ..choices import Channel
@@ -71,6 +75,17 @@ class BaseProvider:
 
 class EmailProvider(BaseProvider):
     channels = frozenset({Channel.EMAIL})
+
+
+def stable_message_id(message: Message) -> str:
+    """An RFC 5322 Message-ID derived from the message's idempotency key (or, without one, its
+    id) and its sender's domain: every attempt at the same message carries the same one."""
+    key = message.idempotency_key or str(message.pk)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    domain = message.from_address.rpartition("@")[2].strip("> ")
+    if not domain:  # no sender domain: make_msgid's (the host's name)
+        domain = make_msgid().rpartition("@")[2].rstrip(">")
+    return f"<{digest}@{domain}>"
 
 
 class SmsProvider(BaseProvider):

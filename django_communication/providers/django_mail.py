@@ -7,13 +7,12 @@ import smtplib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from email.utils import make_msgid
 from typing import TYPE_CHECKING
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from ..exceptions import ProviderError
-from .base import EmailProvider
+from .base import EmailProvider, stable_message_id
 
 if TYPE_CHECKING:
     from ..models import Message
@@ -76,8 +75,7 @@ class DjangoMailProvider(EmailProvider):
         self._local.prepared = (message, email)
 
     def build(self, message: Message) -> PreparedEmail:
-        message_id = make_msgid(domain=message.from_address.rpartition("@")[2].strip(">") or None)
-        headers = {**message.extra_headers, "Message-ID": message_id}
+        headers = {**message.extra_headers, "Message-ID": stable_message_id(message)}
         if self.config.email_reply_to:
             headers["Reply-To"] = self.config.email_reply_to
         email = PreparedEmail(

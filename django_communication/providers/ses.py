@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import build_client, provider_error
-from .base import EmailProvider
+from .base import EmailProvider, stable_message_id
+
+#: SES replaces a Message-ID header with its own, so the stable one travels in this header.
+STABLE_ID_HEADER = "X-Message-Key"
 
 if TYPE_CHECKING:
     from ..models import CommunicationSettings, Message
@@ -38,9 +41,8 @@ class SesProvider(EmailProvider):
             "Subject": {"Data": message.subject, "Charset": "UTF-8"},
             "Body": body,
         }
-        headers = message.extra_headers
-        if headers:
-            simple["Headers"] = [{"Name": name, "Value": value} for name, value in headers.items()]
+        headers = {**message.extra_headers, STABLE_ID_HEADER: stable_message_id(message)}
+        simple["Headers"] = [{"Name": name, "Value": value} for name, value in headers.items()]
         request: dict[str, Any] = {
             "FromEmailAddress": message.from_address,
             "Destination": {"ToAddresses": [message.to_address]},
