@@ -11,7 +11,7 @@ outbox.E008  a numeric setting is out of range, or a flag is not a bool
 outbox.E009  HEALTH_TOKEN is not None or a string of at least 32 characters without spaces
 outbox.E010  HEALTH_LAGGING_STATUS is not 200 or 503
 outbox.E011  django-q2's broker cannot work (a package it needs is missing, an unknown ORM alias)
-outbox.W001  django_q is not in INSTALLED_APPS: no wake-up on commit, no schedule
+outbox.W001  WAKE_ON_COMMIT is on but django_q is not in INSTALLED_APPS: nothing to wake
 
 Checks that read the database (a drain schedule, templates for the rules) are in
 database_checks.py.
@@ -58,11 +58,12 @@ def check_outbox_settings(app_configs=None, **kwargs) -> list:
     errors += check_rules(value.get("RULES", {}))
     errors += check_numbers({**DEFAULTS, **value})
     errors += check_health({**DEFAULTS, **value})
-    if not apps.is_installed("django_q"):
+    wake_on_commit = value.get("WAKE_ON_COMMIT", DEFAULTS["WAKE_ON_COMMIT"])
+    if wake_on_commit is not False and not apps.is_installed("django_q"):
         errors.append(
             Warning(
-                "django_q is not in INSTALLED_APPS: events are only sent by "
-                "`manage.py drain_outbox`.",
+                "OUTBOX['WAKE_ON_COMMIT'] is on but django_q is not in INSTALLED_APPS: there "
+                "is no relay to wake; events are only sent by `manage.py drain_outbox`.",
                 hint="Add 'django_q' to INSTALLED_APPS, or set OUTBOX['WAKE_ON_COMMIT'] = False "
                 "and run `drain_outbox --loop`.",
                 id="outbox.W001",

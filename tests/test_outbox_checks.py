@@ -128,6 +128,8 @@ def test_missing_django_q_is_a_warning(monkeypatch):
     real = apps.is_installed
     monkeypatch.setattr(apps, "is_installed", lambda name: name != "django_q" and real(name))
     assert ids({}) == ["outbox.W001"]
+    # The hint followed: no wake-up asked for, drain_outbox --loop runs the relay.
+    assert ids({"WAKE_ON_COMMIT": False}) == []
 
 
 def test_manage_py_check_fails_on_a_bad_rule():
