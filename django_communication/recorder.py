@@ -9,6 +9,11 @@ stays one message wide — and prepares the next message during the round trip.
 
 Pipelined writes bypass Django's cursor, so ``connection.execute_wrapper()`` and
 ``connection.queries`` do not see them; ``Recorder.pipelined`` counts them.
+
+An outcome the database did not take (the connection was lost) is kept in memory, in
+``Recorder.unwritten``, and the DatabaseError raised as before: the caller stops sending.
+``write_unwritten()`` writes what was kept once the database answers again (the outbox relay
+calls it after each reconnect), so a message the provider accepted is not sent a second time.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from django.db import DatabaseError, connections, router
+from django.db import Error, OperationalError, connections, router
 
 from .models import Message
 
@@ -30,11 +35,14 @@ class Recorder:
 
     _sql: ClassVar[dict[tuple[str, tuple[str, ...]], str]] = {}
 
+    #: Outcomes the database did not take, by message id, until write_unwritten() writes them.
+    unwritten: ClassVar[dict[Any, tuple[Message, dict[str, Any]]]] = {}
+
     def __init__(self, pipeline: bool = False) -> None:
         self.using = router.db_for_write(Message)
         self.connection = connections[self.using]
         self.pgconn = pipelined_pgconn(self.connection) if pipeline else None
-        self.in_flight = False
+        self.in_flight: tuple[Message, dict[str, Any]] | None = None
 
     def __enter__(self) -> Recorder:
         return self
@@ -43,7 +51,15 @@ class Recorder:
         self.settle()
 
     def write(self, message: Message, fields: dict[str, Any]) -> None:
-        """UPDATE ``fields`` of ``message``; pipelined, it is durable after the next settle()."""
+        """UPDATE ``fields`` of ``message``; pipelined, it is durable after the next settle().
+        If the database does not take it, it is kept (``unwritten``) and the error raised."""
+        try:
+            self._write(message, fields)
+        except Error:
+            Recorder.unwritten[message.pk] = (message, fields)
+            raise
+
+    def _write(self, message: Message, fields: dict[str, Any]) -> None:
         meta, connection = Message._meta, self.connection
         params = [
             meta.get_field(name).get_db_prep_save(value, connection)
@@ -56,7 +72,7 @@ class Recorder:
                 self.settle()
                 sql = self.sql(tuple(fields), "${}")
                 self.pgconn.send_query_params(sql.encode(), values)
-                self.in_flight = True
+                self.in_flight = (message, fields)
                 Recorder.pipelined += 1
                 return
         self.settle()
@@ -64,20 +80,37 @@ class Recorder:
             cursor.execute(self.sql(tuple(fields), "%s"), params)
 
     def settle(self) -> None:
-        """Wait until the pipelined write, if any, is committed; raise DatabaseError if not."""
-        if not self.in_flight:
+        """Wait until the pipelined write, if any, is committed; raise OperationalError if not
+        (and keep its outcome in ``unwritten``)."""
+        if self.in_flight is None:
             return
-        self.in_flight = False
+        message, fields = self.in_flight
+        self.in_flight = None
         assert self.pgconn is not None
         from psycopg import pq
 
         errors = []
-        while (result := self.pgconn.get_result()) is not None:
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                errors.append((result.error_message or b"").decode(errors="replace").strip())
+        try:
+            while (result := self.pgconn.get_result()) is not None:
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    errors.append((result.error_message or b"").decode(errors="replace").strip())
+        except Exception as exc:  # psycopg's own OperationalError: the connection is gone
+            errors.append(str(exc))
         if errors or self.pgconn.status != pq.ConnStatus.OK:
             self.connection.errors_occurred = True
-            raise DatabaseError(f"recording a message outcome failed: {'; '.join(errors)}")
+            Recorder.unwritten[message.pk] = (message, fields)
+            raise OperationalError(f"recording a message outcome failed: {'; '.join(errors)}")
+
+    @classmethod
+    def write_unwritten(cls) -> int:
+        """Write the outcomes the database did not take before; raise its error if it still
+        does not. Returns how many were written."""
+        written = 0
+        for pk, (message, fields) in list(cls.unwritten.items()):
+            Recorder().write(message, fields)
+            del cls.unwritten[pk]
+            written += 1
+        return written
 
     def sql(self, columns: tuple[str, ...], placeholder: str) -> str:
         key = (f"{self.using}:{placeholder}", columns)

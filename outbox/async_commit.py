@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from django.db import DatabaseError, connections, router
+from django.db import Error, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_communication.models import Message
@@ -36,7 +36,7 @@ def relaxed_commits() -> Iterator[None]:
         yield
     finally:
         for connection, restore in restores:
-            with suppress(DatabaseError), connection.cursor() as cursor:
+            with suppress(Error), connection.cursor() as cursor:
                 cursor.execute(restore)
 
 

@@ -46,11 +46,12 @@ CLAIM_SQL = (
 )
 
 
-def claim(batch_size: int) -> tuple[uuid.UUID, list[OutboxEvent]]:
-    """Lease up to ``batch_size`` due events to this relay; commit before returning."""
+def claim(batch_size: int, token: uuid.UUID | None = None) -> tuple[uuid.UUID, list[OutboxEvent]]:
+    """Lease up to ``batch_size`` due events to this relay; commit before returning. A caller
+    that chooses the ``token`` can release the batch even if the commit's answer was lost."""
     using = router.db_for_write(OutboxEvent)
     connection = connections[using]
-    token = uuid.uuid4()
+    token = token or uuid.uuid4()
     now = timezone.now()
     lease_until = now + timedelta(seconds=outbox_settings.lease_seconds)
     events = OutboxEvent.objects.using(using)

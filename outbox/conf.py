@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 8,
     "BACKOFF_SECONDS": 10.0,
     "BACKOFF_MAX_SECONDS": 3600.0,
-    "LEASE_SECONDS": 300.0,
+    "LEASE_SECONDS": 30.0,
     "BATCH_SIZE": 500,
     "RETENTION_DAYS": 7.0,
     "WAKE_ON_COMMIT": True,

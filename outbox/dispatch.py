@@ -12,6 +12,7 @@ from django_communication.choices import MessageStatus
 
 from .conf import Rule
 from .outcomes import EventOutcome
+from .reconnect import CONNECTION_ERRORS
 
 logger = logging.getLogger("outbox")
 
@@ -27,24 +28,32 @@ def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> int:
         provider = getattr(result, "provider", "")  # a Message or a ProviderError has one
         if provider and provider not in outcome.providers:
             outcome.providers.append(provider)
+        outcome.messages += 1
         if isinstance(result, Exception):
             outcome.fail(rule, result)
-        elif result.status == MessageStatus.SENT and result.sent_at and result.sent_at >= started:
-            sent += 1
+        else:
+            outcome.sent += 1
+            if result.status == MessageStatus.SENT and result.sent_at and result.sent_at >= started:
+                sent += 1
     return sent
 
 
 def send_isolated(requests: list[SendRequest]) -> list[object]:
     """send_many() for the batch; if something other than a CommunicationError escapes it (a
-    bug in a resolver...), each request again on its own, so only its event pays."""
+    bug in a resolver...), each request again on its own, so only its event pays. A lost
+    database connection is not a message's fault: it stops the batch (the relay reconnects)."""
     try:
         return send_many(requests)
+    except CONNECTION_ERRORS:
+        raise
     except Exception:
         logger.exception("outbox: a batch send raised; retrying its messages one by one")
     results: list[object] = []
     for request in requests:
         try:
             results += send_many([request])
+        except CONNECTION_ERRORS:
+            raise
         except Exception as exc:
             results.append(exc)
     return results

@@ -40,6 +40,9 @@ def finalize(token: uuid.UUID, outcomes: list[EventOutcome]) -> DrainSummary:
             continue
         event = outcome.event
         error = "; ".join(outcome.errors)
+        if outcome.partly_sent:
+            # The admin shows last_error; the sent messages are not sent again on a retry.
+            error = f"{outcome.sent} of {outcome.messages} messages sent; {error}"
         if outcome.retryable and event.attempts < outbox_settings.max_attempts:
             fields = {"available_at": now + backoff(event.attempts)}
             counter = "retried"
@@ -53,6 +56,7 @@ def finalize(token: uuid.UUID, outcomes: list[EventOutcome]) -> DrainSummary:
         )
         if changed:
             setattr(summary, counter, getattr(summary, counter) + 1)
+            summary.partly_sent += outcome.partly_sent
             retry_at = fields.get("available_at")
             log_event(
                 logging.WARNING,
@@ -62,6 +66,7 @@ def finalize(token: uuid.UUID, outcomes: list[EventOutcome]) -> DrainSummary:
                 providers=outcome.providers,
                 error=error,
                 retry_at=retry_at.isoformat() if retry_at else "",
+                sent=outcome.fan_out,
             )
         else:
             summary.lost_lease += 1
@@ -93,7 +98,14 @@ def log_dispatched(
         if outcome.event.pk in lost_ids:
             log_event(logging.WARNING, "lost_lease", token_text, outcome.event, outcome.providers)
         else:
-            log_event(logging.INFO, "dispatched", token_text, outcome.event, outcome.providers)
+            log_event(
+                logging.INFO,
+                "dispatched",
+                token_text,
+                outcome.event,
+                outcome.providers,
+                sent=outcome.fan_out,
+            )
 
 
 def backoff(attempts: int) -> timedelta:

@@ -13,6 +13,8 @@ with a message that starts with ``outbox.event`` and these attributes (``extra``
 ``claim_token``           the relay batch's token: ties a claim to its outcome
 ``error``                 why it was retried or is dead ("" otherwise)
 ``retry_at``              when a retried event is due again (ISO 8601; "" otherwise)
+``sent``                  of the messages this attempt handled, how many were sent, e.g.
+                          ``1/2`` for a partial fan-out ("" if none was planned)
 ========================  ==================================================================
 
 Plug the formatter in with ``LOGGING``::
@@ -45,6 +47,7 @@ def log_event(
     providers: list[str] | None = None,
     error: str = "",
     retry_at: str = "",
+    sent: str = "",
 ) -> None:
     """One ``outbox.event`` record: the same fields in the message's arguments and as
     attributes of the record, for a JSON formatter."""
@@ -59,6 +62,7 @@ def log_event(
         "claim_token": token_text,
         "error": error,
         "retry_at": retry_at,
+        "sent": sent,
     }
     logger.log(level, EVENT_ERROR_MESSAGE if error else EVENT_MESSAGE, fields, extra=fields)
 

@@ -23,6 +23,18 @@ class EventOutcome:
     retryable: bool = False
     #: The providers of the event's messages (for the log).
     providers: list[str] = field(default_factory=list)
+    #: Of the messages this attempt handed to send_many(), how many were sent (or had been).
+    sent: int = 0
+    messages: int = 0
+
+    @property
+    def partly_sent(self) -> bool:
+        return 0 < self.sent < self.messages
+
+    @property
+    def fan_out(self) -> str:
+        """``sent/messages``, e.g. ``1/2`` (for the log); "" when no message was planned."""
+        return f"{self.sent}/{self.messages}" if self.messages else ""
 
     @property
     def ok(self) -> bool:
@@ -46,6 +58,10 @@ class DrainSummary:
     lost_lease: int = 0
     #: Messages a provider accepted during this drain (a retried event's earlier ones not again).
     sent: int = 0
+    #: Retried or dead events of which some messages were sent (a partial fan-out).
+    partly_sent: int = 0
+    #: Claimed events given back unstarted because the relay was stopping (not processed).
+    released: int = 0
 
     @property
     def processed(self) -> int:
@@ -57,8 +73,15 @@ class DrainSummary:
         self.dead += other.dead
         self.lost_lease += other.lost_lease
         self.sent += other.sent
+        self.partly_sent += other.partly_sent
+        self.released += other.released
 
     def __str__(self) -> str:
         text = f"events dispatched {self.dispatched}, retried {self.retried}, dead {self.dead}"
-        text += f", lost lease {self.lost_lease}" if self.lost_lease else ""
+        if self.partly_sent:
+            text += f" ({self.partly_sent} of them partly sent)"
+        if self.lost_lease:
+            text += f", lost lease {self.lost_lease}"
+        if self.released:
+            text += f", released {self.released}"
         return f"{text}; messages sent {self.sent}"

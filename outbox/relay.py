@@ -2,8 +2,11 @@
 
 claim (one short transaction, committed before any I/O) → plan (load recipients and related
 objects, one query per content type; one SendRequest per rule with a deterministic idempotency
-key) → dispatch (``send_many()`` for the batch) → finalize (UPDATEs guarded by the claim
-token, so a relay whose lease ran out changes nothing).
+key) → dispatch (``send_many()``, a part of the batch at a time) → finalize (UPDATEs guarded by
+the claim token, so a relay whose lease ran out changes nothing). While a batch is worked on,
+its lease is renewed (lease.heartbeat); when a stop is requested between two parts, the events
+not started are released at once. A lost database connection interrupts the batch: reconnect.py
+settles it after the reconnect.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from django.db import Error
+
 from django_communication.ratelimit import send_intervals
 
 from .async_commit import relaxed_commits
@@ -19,30 +24,44 @@ from .claim import claim
 from .conf import outbox_settings
 from .dispatch import dispatch
 from .finalize import finalize
+from .lease import heartbeat, release
 from .logging import log_event, logger
 from .models import OutboxEvent
 from .outcomes import DrainSummary, EventOutcome
 from .plan import plan_batch
+from .reconnect import interrupted
+from .stopping import NEVER, Stop
+
+#: Messages sent between two looks at a stop request: the most a stopping relay still sends
+#: (README, "Stopping a relay").
+PART_MESSAGES = 50
 
 
 def drain(
     batch_size: int | None = None,
     limit: int | None = None,
     progress: Callable[[DrainSummary], None] | None = None,
+    stop: Stop = NEVER,
 ) -> DrainSummary:
-    """Dispatch due events batch by batch until none is due (or ``limit`` were processed)."""
+    """Dispatch due events batch by batch until none is due, ``limit`` were processed, or a
+    stop is requested."""
     summary = DrainSummary()
     batch_size = lease_safe_batch_size(batch_size or outbox_settings.batch_size)
     with relaxed_commits():
-        while limit is None or summary.processed < limit:
+        while (limit is None or summary.processed < limit) and not stop.requested:
             size = batch_size if limit is None else min(batch_size, limit - summary.processed)
-            token, events = claim(size)
-            if not events:
-                break
-            if logger.isEnabledFor(logging.DEBUG):
-                for event in events:
-                    log_event(logging.DEBUG, "claimed", str(token), event)
-            summary.add(process_batch(token, events))
+            token = uuid.uuid4()
+            try:
+                _, events = claim(size, token)
+                if not events:
+                    break
+                if logger.isEnabledFor(logging.DEBUG):
+                    for event in events:
+                        log_event(logging.DEBUG, "claimed", str(token), event)
+                summary.add(process_batch(token, events, stop))
+            except Error:
+                interrupted.add(token)  # released after the reconnect (reconnect.settle)
+                raise
             if progress:
                 progress(summary)
     return summary
@@ -50,7 +69,8 @@ def drain(
 
 def lease_safe_batch_size(requested: int) -> int:
     """``requested``, or fewer events when the slowest send-rate limit (RATE_LIMITS) could not
-    send a whole batch within half of LEASE_SECONDS: a lease must outlast its batch."""
+    send a whole batch within half of LEASE_SECONDS, so that one batch does not hold events
+    back much longer than a lease even though the heartbeat keeps it."""
     intervals = send_intervals()
     if not intervals:
         return requested
@@ -58,10 +78,41 @@ def lease_safe_batch_size(requested: int) -> int:
     return max(1, min(requested, fits))
 
 
-def process_batch(token: uuid.UUID, events: list[OutboxEvent]) -> DrainSummary:
-    """Plan, send and finalize one claimed batch."""
+def process_batch(token: uuid.UUID, events: list[OutboxEvent], stop: Stop = NEVER) -> DrainSummary:
+    """Plan, send and finalize one claimed batch, renewing its lease meanwhile; on a stop
+    request, finish the part in progress and release the events not started."""
     outcomes = [EventOutcome(event) for event in events]
-    sent = dispatch(plan_batch(outcomes))
-    summary = finalize(token, outcomes)
-    summary.sent = sent
+    with heartbeat(token):
+        planned = plan_batch(outcomes)
+        unstarted: list[EventOutcome] = []
+        sent = 0
+        for start, end in parts(planned):
+            if stop.requested:
+                unstarted = unique(outcome for outcome, _, _ in planned[start:])
+                break
+            sent += dispatch(planned[start:end])
+        skipped = {id(outcome) for outcome in unstarted}
+        summary = finalize(token, [o for o in outcomes if id(o) not in skipped])
+        summary.sent = sent
+        if unstarted:
+            summary.released = release(token, [outcome.event.pk for outcome in unstarted])
     return summary
+
+
+def parts(planned: list) -> list[tuple[int, int]]:
+    """Slices of about PART_MESSAGES messages, never splitting an event's messages."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(planned) + 1):
+        boundary = index == len(planned) or planned[index][0] is not planned[index - 1][0]
+        if boundary and (index - start >= PART_MESSAGES or index == len(planned)):
+            bounds.append((start, index))
+            start = index
+    return bounds
+
+
+def unique(outcomes) -> list[EventOutcome]:
+    seen: dict[int, EventOutcome] = {}
+    for outcome in outcomes:
+        seen.setdefault(id(outcome), outcome)
+    return list(seen.values())

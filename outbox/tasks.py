@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import time
+
 from . import relay, retention
+from .reconnect import resilient
+from .stopping import Stop
+
+#: The drain task stops claiming at this share of the cluster's ``timeout`` (README, "Running the
+#: relay under django-q2"), so that it finishes its part, releases the rest and returns before
+#: the cluster kills it.
+TIMEOUT_SHARE = 0.8
 
 
 def drain() -> str:
-    return str(relay.drain())
+    """Drain until nothing is due, surviving lost database connections, within the budget."""
+    stop = Stop(deadline=task_deadline())
+    summary = resilient(lambda: relay.drain(stop=stop), stop)
+    return str(summary) if summary is not None else "stopped before the database answered"
+
+
+def task_deadline() -> float | None:
+    """time.monotonic() at TIMEOUT_SHARE of Q_CLUSTER['timeout'] from now; None without one."""
+    from django_q.conf import Conf
+
+    timeout = Conf.TIMEOUT
+    return time.monotonic() + TIMEOUT_SHARE * float(timeout) if timeout else None
 
 
 def prune() -> int:

@@ -379,9 +379,9 @@ def test_drain_command_reports_and_honours_limit_and_batch_size(
     sizes = []
     real_claim = relay.claim
 
-    def recording_claim(batch_size):
+    def recording_claim(batch_size, token=None):
         sizes.append(batch_size)
-        return real_claim(batch_size)
+        return real_claim(batch_size, token)
 
     monkeypatch.setattr(relay, "claim", recording_claim)
     for n in range(5):
@@ -422,7 +422,9 @@ def test_a_rate_limit_cuts_the_batch_to_what_half_the_lease_can_send(
 
     sizes = []
     real_claim = relay.claim
-    monkeypatch.setattr(relay, "claim", lambda size: sizes.append(size) or real_claim(size))
+    monkeypatch.setattr(
+        relay, "claim", lambda size, token=None: sizes.append(size) or real_claim(size, token)
+    )
     outbox["LEASE_SECONDS"] = 2.2
     settings.COMMUNICATION = {"RATE_LIMITS": {"memory": 10, "console": 5}}
     # Half the lease (1.1 s) at the slowest limit, 5/s with slots 1.1/5 s apart: 5 events.

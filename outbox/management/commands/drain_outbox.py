@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import signal
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from outbox.outcomes import DrainSummary
+from outbox.reconnect import resilient
 from outbox.relay import drain
+from outbox.stopping import Stop
 
 
 class Command(BaseCommand):
@@ -21,7 +21,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, help="Stop after processing this many events.")
         parser.add_argument(
-            "--loop", action="store_true", help="Keep polling; for deployments without django-q2."
+            "--loop",
+            action="store_true",
+            help="Keep polling, through lost database connections, until SIGTERM or SIGINT; "
+            "for deployments without django-q2.",
         )
         parser.add_argument(
             "--interval",
@@ -37,22 +40,25 @@ class Command(BaseCommand):
         if interval <= 0:
             raise CommandError("--interval must be greater than 0.")
         progress = self.progress_bar if self.stdout.isatty() else None
-        if not loop:
-            summary = drain(batch_size=batch_size, limit=limit, progress=progress)
-            self.report(summary)
-            return
-        stop = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.append(True))
-        total = DrainSummary()
-        while not stop:
-            summary = drain(batch_size=batch_size, limit=limit, progress=progress)
-            total.add(summary)
-            if summary.processed and options["verbosity"] > 1:
+        with Stop().on_signals() as stop:
+            if not loop:
+                summary = drain(batch_size=batch_size, limit=limit, progress=progress, stop=stop)
                 self.report(summary)
-            if not summary.processed:
-                time.sleep(interval)
-        self.report(total)
+                return
+            total = DrainSummary()
+            while not stop.requested:
+                summary = resilient(
+                    lambda: drain(batch_size=batch_size, limit=limit, progress=progress, stop=stop),
+                    stop,
+                )
+                if summary is None:
+                    break
+                total.add(summary)
+                if summary.processed and options["verbosity"] > 1:
+                    self.report(summary)
+                if not summary.processed:
+                    stop.wait(interval)
+            self.report(total)
 
     def progress_bar(self, summary: DrainSummary) -> None:
         sys.stdout.write(f"\r{summary.processed} events ({summary})")

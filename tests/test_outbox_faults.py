@@ -1,0 +1,197 @@
+"""The relay through faults, in one process: a lost database connection mid-batch (outcomes kept
+in memory and written after the reconnect, the batch released), a stop request between two parts
+of a batch (the rest released at once), the heartbeat, the partial fan-out's report.
+
+The same faults against real processes, PostgreSQL and an SMTP server: test_outbox_process_faults.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from django_communication.models import Message, MessageStatus, MessageTemplate
+from django_communication.recorder import Recorder
+from django_communication.providers import memory
+from outbox import emit, lease, reconnect, relay
+from outbox.claim import claim
+from outbox.models import OutboxEvent, OutboxStatus
+from outbox.stopping import Stop
+
+RULES = {
+    "fault.one": {"template_key": "fault", "channel": "email"},
+    "fault.two": [
+        {"template_key": "fault", "channel": "email"},
+        {"template_key": "fault_sms_only", "channel": "sms"},
+    ],
+}
+
+
+@pytest.fixture
+def outbox(settings, comm_config, db):
+    settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
+    MessageTemplate.objects.create(
+        key="fault", name="Fault", email_subject="S {{ n }}", email_body_text="B {{ n }}"
+    )
+    # No SMS body: the SMS half of fault.two fails for good (a partial fan-out).
+    MessageTemplate.objects.create(
+        key="fault_sms_only", name="Email only", email_subject="S", email_body_text="B"
+    )
+    Recorder.unwritten.clear()
+    reconnect.interrupted.clear()
+    yield settings.OUTBOX
+    Recorder.unwritten.clear()
+    reconnect.interrupted.clear()
+
+
+def sent_keys() -> list[str]:
+    return sorted(m.idempotency_key for m in memory.messages)
+
+
+def test_an_outcome_lost_with_the_connection_is_written_after_the_reconnect_not_resent(
+    outbox, customer, monkeypatch
+):
+    events = [emit("fault.one", to=customer, context={"n": n}) for n in range(3)]
+    real_write = Recorder._write
+    calls = []
+
+    def write_then_lose_the_connection(self, message, fields):
+        calls.append(message.pk)
+        if len(calls) == 2:  # the second message was sent; the database is gone
+            raise OperationalError("server closed the connection unexpectedly")
+        real_write(self, message, fields)
+
+    monkeypatch.setattr(Recorder, "_write", write_then_lose_the_connection)
+    # The connection is not really broken here (the test's transaction lives on it): closing it
+    # is the process tests' part (test_outbox_process_faults).
+    closed = []
+    monkeypatch.setattr(reconnect, "close_connections", lambda: closed.append(True))
+    waits = []
+    stop = Stop()
+    monkeypatch.setattr(stop, "wait", lambda seconds: waits.append(seconds) or False)
+
+    summary = reconnect.resilient(relay.drain, stop)
+
+    # One reconnect, then the batch again: the message whose outcome was lost is not sent again.
+    assert len(waits) == len(closed) == 1 and 0 < waits[0] <= reconnect.FIRST_SECONDS
+    assert summary is not None and summary.dispatched == 3
+    assert len(sent_keys()) == 3 == len(set(sent_keys()))
+    assert Recorder.unwritten == {} and reconnect.interrupted == set()
+    assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.SENT}
+    for event in OutboxEvent.objects.filter(pk__in=[e.pk for e in events]):
+        assert event.status == OutboxStatus.DISPATCHED
+        assert event.attempts == 1  # the interrupted claim was given back, not counted
+
+
+def test_a_configuration_error_is_not_retried(outbox, customer, monkeypatch):
+    """Only a lost connection is survived: a database error that reconnecting cannot fix (a
+    missing table: migrations not run) ends the relay with its message."""
+    from django.db import ProgrammingError
+
+    emit("fault.one", to=customer, context={"n": 1})
+
+    def missing_table(*args, **kwargs):
+        raise ProgrammingError('relation "outbox_outboxevent" does not exist')
+
+    monkeypatch.setattr(relay, "claim", missing_table)
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        reconnect.resilient(relay.drain, Stop())
+
+
+def test_a_stop_between_parts_releases_the_events_not_started(outbox, customer, monkeypatch):
+    events = [emit("fault.one", to=customer, context={"n": n}) for n in range(5)]
+    monkeypatch.setattr(relay, "PART_MESSAGES", 2)
+    stop = Stop()
+    real_dispatch = relay.dispatch
+
+    def dispatch_then_sigterm(planned):
+        real_dispatch(planned)
+        stop.signalled = True  # SIGTERM while the first part was being sent
+
+    monkeypatch.setattr(relay, "dispatch", dispatch_then_sigterm)
+    before = timezone.now()
+
+    summary = relay.drain(stop=stop)
+
+    assert (summary.dispatched, summary.released, summary.processed) == (2, 3, 2)
+    assert "released 3" in str(summary)
+    assert len(memory.messages) == 2
+    rows = {e.pk: e for e in OutboxEvent.objects.all()}
+    released = [rows[e.pk] for e in events[2:]]
+    for row in released:
+        # Due at once for another relay, no lease to wait for, the attempt not counted.
+        assert (row.status, row.claim_token, row.attempts) == (OutboxStatus.PENDING, None, 0)
+        assert row.available_at <= timezone.now() and row.available_at >= before
+    assert relay.drain().dispatched == 3
+    assert len(sent_keys()) == 5 == len(set(sent_keys()))
+
+
+def test_parts_never_split_an_event(monkeypatch):
+    monkeypatch.setattr(relay, "PART_MESSAGES", 2)
+    a, b, c = object(), object(), object()
+    planned = [(a, 1, 1), (b, 1, 1), (b, 2, 2), (b, 3, 3), (c, 1, 1)]
+    assert relay.parts(planned) == [(0, 4), (4, 5)]
+    assert relay.parts([]) == []
+
+
+def test_renew_and_release_touch_only_the_batch_still_held(outbox, customer):
+    mine = [emit("fault.one", to=customer, context={"n": n}) for n in range(2)]
+    token, _ = claim(2)
+    other = emit("fault.one", to=customer, context={"n": 9})
+    other_token, _ = claim(5)
+    OutboxEvent.objects.filter(pk=mine[1].pk).update(claim_token=None)  # finalized meanwhile
+    later = timezone.now() + timedelta(seconds=outbox_settings_lease())
+
+    assert lease.renew(token) == 1
+    renewed = OutboxEvent.objects.get(pk=mine[0].pk)
+    assert renewed.available_at >= later - timedelta(seconds=1)
+    assert lease.release(token) == 1
+    assert OutboxEvent.objects.get(pk=mine[0].pk).claim_token is None
+    assert OutboxEvent.objects.get(pk=other.pk).claim_token == other_token
+    assert lease.release(uuid.uuid4()) == 0
+
+
+def outbox_settings_lease() -> float:
+    from outbox.conf import outbox_settings
+
+    return outbox_settings.lease_seconds
+
+
+def test_the_heartbeat_renews_while_the_block_runs_and_stops_after(monkeypatch):
+    token = uuid.uuid4()
+    beats: list[uuid.UUID] = []
+    second_beat = threading.Event()
+
+    def renew(renewed):
+        beats.append(renewed)
+        if len(beats) >= 2:
+            second_beat.set()
+
+    monkeypatch.setattr(lease, "renew", renew)
+    monkeypatch.setattr(lease, "heartbeat_interval", lambda: 0.01)
+    with lease.heartbeat(token):
+        assert second_beat.wait(30), "the heartbeat never renewed the lease"
+    after = len(beats)
+    assert set(beats) == {token}
+    # The thread has ended (joined on exit): no renewal after the block.
+    assert not any(t.name == "outbox-heartbeat" for t in threading.enumerate())
+    assert len(beats) == after
+
+
+def test_a_partial_fan_out_is_reported(outbox, customer, caplog):
+    event = emit("fault.two", to=customer, context={"n": 1})
+    caplog.set_level("INFO", logger="outbox")
+
+    summary = relay.drain()
+
+    assert summary.dead == 1 and summary.partly_sent == 1
+    assert str(summary) == "dispatched 0, retried 0, dead 1 (1 of them partly sent)"
+    row = OutboxEvent.objects.get(pk=event.pk)
+    assert row.last_error.startswith("1 of 2 messages sent; ")  # what the admin shows
+    [record] = [r for r in caplog.records if getattr(r, "outcome", "") == "dead"]
+    assert record.sent == "1/2"
