@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -42,12 +43,15 @@ def resilient(step: Callable[[], T], stop: Stop) -> T | None:
     """``step()`` until it returns, reconnecting after each lost connection; None if a stop is
     requested first. What a previous fault left is settled before each try."""
     failures = 0
+    last_failure = 0.0
     while not stop.requested:
         try:
             settle()
             return step()
         except CONNECTION_ERRORS as exc:
-            failures += 1
+            # A fault long after the last one starts the backoff again from FIRST_SECONDS.
+            failures = failures + 1 if time.monotonic() - last_failure < 2 * CAP_SECONDS else 1
+            last_failure = time.monotonic()
             delay = backoff(failures)
             logger.warning(
                 "outbox: database connection lost (%s); reconnecting in %.2f s (attempt %d)",

@@ -42,10 +42,12 @@ def drain(
     limit: int | None = None,
     progress: Callable[[DrainSummary], None] | None = None,
     stop: Stop = NEVER,
+    summary: DrainSummary | None = None,
 ) -> DrainSummary:
     """Dispatch due events batch by batch until none is due, ``limit`` were processed, or a
-    stop is requested."""
-    summary = DrainSummary()
+    stop is requested. Counts into ``summary`` if given: what a drain that a lost connection
+    interrupted did is not lost with it."""
+    summary = DrainSummary() if summary is None else summary
     batch_size = lease_safe_batch_size(batch_size or outbox_settings.batch_size)
     with relaxed_commits():
         while (limit is None or summary.processed < limit) and not stop.requested:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from . import relay, retention
+from .outcomes import DrainSummary
 from .reconnect import resilient
 from .stopping import Stop
 
@@ -17,8 +18,9 @@ TIMEOUT_SHARE = 0.8
 def drain() -> str:
     """Drain until nothing is due, surviving lost database connections, within the budget."""
     stop = Stop(deadline=task_deadline())
-    summary = resilient(lambda: relay.drain(stop=stop), stop)
-    return str(summary) if summary is not None else "stopped before the database answered"
+    summary = DrainSummary()
+    resilient(lambda: relay.drain(stop=stop, summary=summary), stop)
+    return str(summary)
 
 
 def task_deadline() -> float | None:

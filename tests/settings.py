@@ -76,3 +76,7 @@ Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 30, "re
 for _name in ("COMMUNICATION", "OUTBOX", "Q_CLUSTER"):
     if os.environ.get(f"TEST_{_name}"):
         globals()[_name] = {**globals()[_name], **json.loads(os.environ[f"TEST_{_name}"])}
+
+# Email settings for subprocesses that send through the test's SMTP server (EMAIL_HOST...).
+if os.environ.get("TEST_EMAIL"):
+    globals().update(json.loads(os.environ["TEST_EMAIL"]))

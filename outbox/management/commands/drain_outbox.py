@@ -47,12 +47,13 @@ class Command(BaseCommand):
                 return
             total = DrainSummary()
             while not stop.requested:
-                summary = resilient(
-                    lambda: drain(batch_size=batch_size, limit=limit, progress=progress, stop=stop),
+                summary = DrainSummary()
+                resilient(
+                    lambda summary=summary: drain(
+                        batch_size, limit, progress, stop=stop, summary=summary
+                    ),
                     stop,
                 )
-                if summary is None:
-                    break
                 total.add(summary)
                 if summary.processed and options["verbosity"] > 1:
                     self.report(summary)
