@@ -195,3 +195,32 @@ def test_a_partial_fan_out_is_reported(outbox, customer, caplog):
     assert row.last_error.startswith("1 of 2 messages sent; ")  # what the admin shows
     [record] = [r for r in caplog.records if getattr(r, "outcome", "") == "dead"]
     assert record.sent == "1/2"
+
+
+def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
+    outbox, customer, monkeypatch
+):
+    from django_q.conf import Conf
+
+    from outbox import stopping, tasks
+
+    assert Conf.TIMEOUT == 30  # tests.settings' Q_CLUSTER
+    clock = [1000.0]
+    monkeypatch.setattr(stopping.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: clock[0])
+    assert tasks.task_deadline() == 1000.0 + tasks.TIMEOUT_SHARE * 30
+
+    for n in range(3):
+        emit("fault.one", to=customer, context={"n": n})
+    monkeypatch.setattr(relay, "PART_MESSAGES", 1)
+    real_dispatch = relay.dispatch
+
+    def dispatch_past_the_budget(planned):
+        real_dispatch(planned)
+        clock[0] += 30  # the first part took the task's whole budget
+
+    monkeypatch.setattr(relay, "dispatch", dispatch_past_the_budget)
+
+    assert tasks.drain() == "dispatched 1, retried 0, dead 0, released 2"
+    assert OutboxEvent.objects.filter(claim_token__isnull=False).count() == 0
+    assert len(memory.messages) == 1
