@@ -281,6 +281,9 @@ class OutboxEventAdmin(admin.ModelAdmin):
         )
         if not rows:
             return _("None yet.")
+        # Handed to a provider: failed before it did is not sent; a bounce came after it did.
+        handed_over = {"sent", "delivered", "bounced", "complained"}
+        sent = sum(message.status in handed_over for message in rows)
         items = []
         for message in rows:
             label = f"{message.get_channel_display()} to {message.to_address}"
@@ -289,7 +292,9 @@ class OutboxEventAdmin(admin.ModelAdmin):
             items.append((message.status, link, message.get_status_display()))
         return format_html(
             # Inline margins: the admin's "form .aligned ul" indents lists by 160px otherwise.
+            '<p class="outbox-sent">{}</p>'
             '<ul class="outbox-messages" style="margin: 0; padding: 0;">{}</ul>',
+            _("%(sent)d of %(total)d sent") % {"sent": sent, "total": len(rows)},
             format_html_join("", '<li data-status="{}">{} ({})</li>', items),
         )
 

@@ -248,6 +248,7 @@ def test_detail_shows_pretty_context_references_and_message_links(
         url = reverse("admin:django_communication_message_change", args=[message.pk])
         assert f'<a href="{url}">{text}</a>' in body
     assert "(Sent)" in body and "(Failed)" in body
+    assert '<p class="outbox-sent">1 of 2 sent</p>' in body  # a partial fan-out, at a glance
     assert reverse("admin:django_communication_message_change", args=[other.pk]) not in body
     assert "booking-BK1-confirmed" in body
     assert "customer-4711" in body  # the ordering key
