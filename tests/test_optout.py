@@ -13,6 +13,7 @@ from django_communication.models import OptOut
 from django_communication.optout import unsubscribe_url
 from django_communication.optout_tokens import make_token
 from django_communication.providers import memory
+from django_communication.providers.base import stable_message_id
 
 SITE = "https://shop.example.com"
 
@@ -83,13 +84,14 @@ def test_ses_provider_sends_the_headers(comm_config, site, customer, news, moto_
     comm_config.ses_region = "eu-west-1"
     comm_config.save()
 
-    send(to=customer, template_key="news")
+    message = send(to=customer, template_key="news")
 
     [call] = moto_server.ses_send_email_calls()
     url = unsubscribe_url("email", "john@example.com", "announcement")
     assert call["Content"]["Simple"]["Headers"] == [
         {"Name": "List-Unsubscribe", "Value": f"<{url}>"},
         {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
+        {"Name": "X-Message-Key", "Value": stable_message_id(message)},
     ]
 
 
@@ -102,9 +104,12 @@ def test_ses_provider_sends_no_headers_for_transactional(comm_config, site, cust
     comm_config.email_provider = "ses"
     comm_config.ses_region = "eu-west-1"
     comm_config.save()
-    send(to=customer, subject="Receipt", body_text="Paid")
+    message = send(to=customer, subject="Receipt", body_text="Paid")
     [call] = moto_server.ses_send_email_calls()
-    assert "Headers" not in call["Content"]["Simple"]
+    # No List-Unsubscribe: only the message's stable id.
+    assert call["Content"]["Simple"]["Headers"] == [
+        {"Name": "X-Message-Key", "Value": stable_message_id(message)}
+    ]
 
 
 def test_get_shows_a_confirmation_and_changes_nothing(client, comm_config, site):

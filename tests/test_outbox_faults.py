@@ -16,8 +16,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from django_communication.models import Message, MessageStatus, MessageTemplate
-from django_communication.recorder import Recorder
 from django_communication.providers import memory
+from django_communication.recorder import Recorder
 from outbox import emit, lease, reconnect, relay
 from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
