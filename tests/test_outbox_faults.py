@@ -224,3 +224,15 @@ def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
     assert tasks.drain() == "dispatched 1, retried 0, dead 0, released 2"
     assert OutboxEvent.objects.filter(claim_token__isnull=False).count() == 0
     assert len(memory.messages) == 1
+
+
+def test_drain_outbox_loop_reports_a_configuration_error_clearly(outbox, customer, monkeypatch):
+    from django.core.management import CommandError, call_command
+    from django.db import ProgrammingError
+
+    def missing_table(*args, **kwargs):
+        raise ProgrammingError('relation "outbox_outboxevent" does not exist')
+
+    monkeypatch.setattr(relay, "claim", missing_table)
+    with pytest.raises(CommandError, match=r"does not exist.*run `manage.py migrate`"):
+        call_command("drain_outbox", "--loop")

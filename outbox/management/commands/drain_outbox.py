@@ -3,9 +3,10 @@ from __future__ import annotations
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from outbox.outcomes import DrainSummary
-from outbox.reconnect import resilient
+from outbox.reconnect import CONNECTION_ERRORS, resilient
 from outbox.relay import drain
 from outbox.stopping import Stop
 
@@ -33,7 +34,22 @@ class Command(BaseCommand):
             help="Seconds between polls with --loop when idle (default 1).",
         )
 
-    def handle(self, *args, batch_size=None, limit=None, loop=False, interval=1.0, **options):
+    def handle(self, *args, **options):
+        try:
+            self.relay(**options)
+        except CONNECTION_ERRORS as exc:  # without --loop: one drain, no reconnect
+            raise CommandError(
+                f"Lost the database connection: {exc}".rstrip()
+                + " Run drain_outbox again (with --loop it reconnects by itself); the interrupted"
+                " batch is due again after LEASE_SECONDS."
+            ) from exc
+        except DatabaseError as exc:
+            raise CommandError(
+                f"The database refused the relay's work: {exc}".rstrip()
+                + " A reconnect cannot fix this: check DATABASES and run `manage.py migrate`."
+            ) from exc
+
+    def relay(self, batch_size=None, limit=None, loop=False, interval=1.0, **options):
         for name, value in (("--batch-size", batch_size), ("--limit", limit)):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1.")
