@@ -110,8 +110,9 @@ def test_a_stop_between_parts_releases_the_events_not_started(outbox, customer, 
     real_dispatch = relay.dispatch
 
     def dispatch_then_sigterm(planned):
-        real_dispatch(planned)
+        sent = real_dispatch(planned)
         stop.signalled = True  # SIGTERM while the first part was being sent
+        return sent
 
     monkeypatch.setattr(relay, "dispatch", dispatch_then_sigterm)
     before = timezone.now()
@@ -190,7 +191,9 @@ def test_a_partial_fan_out_is_reported(outbox, customer, caplog):
     summary = relay.drain()
 
     assert summary.dead == 1 and summary.partly_sent == 1
-    assert str(summary) == "dispatched 0, retried 0, dead 1 (1 of them partly sent)"
+    assert str(summary) == (
+        "events dispatched 0, retried 0, dead 1 (1 of them partly sent); messages sent 1"
+    )
     row = OutboxEvent.objects.get(pk=event.pk)
     assert row.last_error.startswith("1 of 2 messages sent; ")  # what the admin shows
     [record] = [r for r in caplog.records if getattr(r, "outcome", "") == "dead"]
@@ -216,12 +219,13 @@ def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
     real_dispatch = relay.dispatch
 
     def dispatch_past_the_budget(planned):
-        real_dispatch(planned)
+        sent = real_dispatch(planned)
         clock[0] += 30  # the first part took the task's whole budget
+        return sent
 
     monkeypatch.setattr(relay, "dispatch", dispatch_past_the_budget)
 
-    assert tasks.drain() == "dispatched 1, retried 0, dead 0, released 2"
+    assert tasks.drain() == "events dispatched 1, retried 0, dead 0, released 2; messages sent 1"
     assert OutboxEvent.objects.filter(claim_token__isnull=False).count() == 0
     assert len(memory.messages) == 1
 
