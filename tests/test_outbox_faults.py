@@ -15,7 +15,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from django_communication.models import Message, MessageStatus, MessageTemplate
+from django_communication.models import Message, MessageStatus
 from django_communication.providers import memory
 from django_communication.recorder import Recorder
 from outbox import emit, lease, reconnect, relay
@@ -33,15 +33,11 @@ RULES = {
 
 
 @pytest.fixture
-def outbox(settings, comm_config, db):
+def fault_outbox(settings, comm_config, make_template):
     settings.OUTBOX = {"RULES": RULES, "WAKE_ON_COMMIT": False}
-    MessageTemplate.objects.create(
-        key="fault", name="Fault", email_subject="S {{ n }}", email_body_text="B {{ n }}"
-    )
+    make_template("fault", email_subject="S {{ n }}", email_body_text="B {{ n }}")
     # No SMS body: the SMS half of fault.two fails for good (a partial fan-out).
-    MessageTemplate.objects.create(
-        key="fault_sms_only", name="Email only", email_subject="S", email_body_text="B"
-    )
+    make_template("fault_sms_only", email_subject="S", email_body_text="B")
     Recorder.unwritten.clear()
     reconnect.interrupted.clear()
     yield settings.OUTBOX
@@ -54,7 +50,7 @@ def sent_keys() -> list[str]:
 
 
 def test_an_outcome_lost_with_the_connection_is_written_after_the_reconnect_not_resent(
-    outbox, customer, monkeypatch
+    fault_outbox, customer, monkeypatch
 ):
     events = [emit("fault.one", to=customer, context={"n": n}) for n in range(3)]
     real_write = Recorder._write
@@ -88,7 +84,7 @@ def test_an_outcome_lost_with_the_connection_is_written_after_the_reconnect_not_
         assert event.attempts == 1  # the interrupted claim was given back, not counted
 
 
-def test_a_configuration_error_is_not_retried(outbox, customer, monkeypatch):
+def test_a_configuration_error_is_not_retried(fault_outbox, customer, monkeypatch):
     """Only a lost connection is survived: a database error that reconnecting cannot fix (a
     missing table: migrations not run) ends the relay with its message."""
     from django.db import ProgrammingError
@@ -103,7 +99,7 @@ def test_a_configuration_error_is_not_retried(outbox, customer, monkeypatch):
         reconnect.resilient(relay.drain, Stop())
 
 
-def test_a_stop_between_parts_releases_the_events_not_started(outbox, customer, monkeypatch):
+def test_a_stop_between_parts_releases_the_events_not_started(fault_outbox, customer, monkeypatch):
     events = [emit("fault.one", to=customer, context={"n": n}) for n in range(5)]
     monkeypatch.setattr(relay, "PART_MESSAGES", 2)
     stop = Stop()
@@ -140,7 +136,7 @@ def test_parts_never_split_an_event(monkeypatch):
     assert relay.parts([]) == []
 
 
-def test_renew_and_release_touch_only_the_batch_still_held(outbox, customer):
+def test_renew_and_release_touch_only_the_batch_still_held(fault_outbox, customer):
     mine = [emit("fault.one", to=customer, context={"n": n}) for n in range(2)]
     token, _ = claim(2)
     other = emit("fault.one", to=customer, context={"n": 9})
@@ -184,7 +180,7 @@ def test_the_heartbeat_renews_while_the_block_runs_and_stops_after(monkeypatch):
     assert len(beats) == after
 
 
-def test_a_partial_fan_out_is_reported(outbox, customer, caplog):
+def test_a_partial_fan_out_is_reported(fault_outbox, customer, caplog):
     event = emit("fault.two", to=customer, context={"n": 1})
     caplog.set_level("INFO", logger="outbox")
 
@@ -201,7 +197,7 @@ def test_a_partial_fan_out_is_reported(outbox, customer, caplog):
 
 
 def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
-    outbox, customer, monkeypatch
+    fault_outbox, customer, monkeypatch
 ):
     from django_q.conf import Conf
 
@@ -230,7 +226,9 @@ def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
     assert len(memory.messages) == 1
 
 
-def test_drain_outbox_loop_reports_a_configuration_error_clearly(outbox, customer, monkeypatch):
+def test_drain_outbox_loop_reports_a_configuration_error_clearly(
+    fault_outbox, customer, monkeypatch
+):
     from django.core.management import CommandError, call_command
     from django.db import ProgrammingError
 

@@ -20,10 +20,11 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from django_communication.models import Message, MessageStatus, MessageTemplate
+from django_communication.models import Message, MessageStatus
 from outbox import emit_many
 from outbox.models import OutboxEvent, OutboxStatus
-from tests.test_outbox_processes import Processes, requires_postgres, wait_for
+from tests.processes import Processes
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,15 +43,12 @@ LEASE_SECONDS = 3
 
 
 @pytest.fixture
-def relays(tmp_path, settings, comm_config, smtp_settings):
-    requires_postgres()
+def relays(tmp_path, settings, comm_config, smtp_settings, make_template):
     comm_config.email_provider = "django"
     comm_config.email_from_address = "shop@example.com"
     comm_config.save()
     for key in ("pair_a", "pair_b"):
-        MessageTemplate.objects.create(
-            key=key, name=key, email_subject=f"{key} {{{{ n }}}}", email_body_text="{{ n }}"
-        )
+        make_template(key, email_subject=f"{key} {{{{ n }}}}", email_body_text="{{ n }}")
     outbox = {"RULES": RULES, "WAKE_ON_COMMIT": False, "LEASE_SECONDS": LEASE_SECONDS}
     settings.OUTBOX = dict(outbox)
     running = Processes(tmp_path, settings, outbox, {})
@@ -112,10 +110,10 @@ def test_lost_connections_mid_drain_lose_nothing_send_nothing_twice_and_stop_no_
     started = [loop(relays, "--batch-size", "50") for _ in range(3)]
 
     for progress in (150, 600):  # twice, each time in the middle of the drain
-        wait_for(lambda p=progress: len(smtp_settings.messages) >= p, 120, f"{progress} sent")
+        wait_for(lambda p=progress: len(smtp_settings.messages) >= p, f"{progress} sent", 120)
         assert terminate_relay_backends() >= 3
         assert dispatched() < len(events), "the drain was over before the fault"
-    wait_for(lambda: dispatched() == len(events), 180, "every event dispatched")
+    wait_for(lambda: dispatched() == len(events), "every event dispatched", 180)
 
     assert [relay.poll() for relay in started] == [None, None, None], "a relay exited"
     outputs = []
@@ -140,11 +138,11 @@ def test_a_killed_relays_events_are_taken_over_within_a_lease(relays, customer, 
     # work do not count; it is resumed at the kill.
     [probe] = backlog(customer, 1)
     taker = loop(relays, "--batch-size", "500")
-    wait_for(lambda: dispatched() == 1, 120, "the taking-over relay to start")
+    wait_for(lambda: dispatched() == 1, "the taking-over relay to start", 120)
     taker.send_signal(signal.SIGSTOP)
     events = [probe, *backlog(customer, 300)]
     victim = loop(relays, "--batch-size", "500")
-    wait_for(lambda: len(smtp_settings.messages) >= 2 + 100, 120, "the victim's batch under way")
+    wait_for(lambda: len(smtp_settings.messages) >= 2 + 100, "the victim's batch under way", 120)
 
     victim.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -161,13 +159,13 @@ def test_a_killed_relays_events_are_taken_over_within_a_lease(relays, customer, 
         now = dict(OutboxEvent.objects.filter(pk__in=held).values_list("pk", "claim_token"))
         return all(now[pk] != token for pk, token in held.items())
 
-    wait_for(taken_over, 60, "the killed relay's events claimed again")
+    wait_for(taken_over, "the killed relay's events claimed again", 60)
     took = time.monotonic() - killed_at
     print(f"killed relay's {len(held)} events claimed again {took:.2f} s after the kill")
     # Due one lease (three heartbeats of 1 s) after the victim's last renewal at the latest,
     # then the taker's next poll (0.1 s): with room for a loaded machine.
     assert took < LEASE_SECONDS + 3
-    wait_for(lambda: dispatched() == len(events), 120, "every event dispatched")
+    wait_for(lambda: dispatched() == len(events), "every event dispatched", 120)
     assert taker.poll() is None
     ids = received_ids(smtp_settings)
     assert len(ids) == 2 * len(events)
@@ -180,7 +178,7 @@ def test_sigterm_during_a_backlog_exits_0_at_once_and_releases_the_rest(
 ):
     events = backlog(customer, 1000)
     relay = loop(relays, "--batch-size", "500")
-    wait_for(lambda: len(smtp_settings.messages) >= 20, 120, "the drain under way")
+    wait_for(lambda: len(smtp_settings.messages) >= 20, "the drain under way", 120)
 
     relay.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
