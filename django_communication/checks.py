@@ -18,7 +18,9 @@ communication.E013  RATE_LIMITS is malformed: not provider name -> messages per 
 communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
                     UNSUBSCRIBE_LEGACY_TOKENS is not True or False
 communication.E015  STRICT_TEMPLATES is not a bool
+communication.E016  IN_TRANSACTION is not "defer", "now" or "raise"
 communication.W001  AWS secret keys are stored in the database while DEBUG is off
+communication.W002  IN_TRANSACTION is "now" while a database has ATOMIC_REQUESTS on
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from django.utils.module_loading import import_string
 
 from .choices import Channel, MessageType
 from .conf import DEFAULTS, comm_settings
+from .deferral import MODES, NOW
 from .exceptions import ConfigurationError
 from .models import CommunicationSettings
 from .provider_checks import check_fallback, check_providers, check_rate_limits
@@ -70,6 +73,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
         comm_settings.get("UNSUBSCRIBE_TOKEN_DAYS"), comm_settings.get("UNSUBSCRIBE_LEGACY_TOKENS")
     )
     errors += check_strict_templates(comm_settings.get("STRICT_TEMPLATES"))
+    errors += check_in_transaction(comm_settings.get("IN_TRANSACTION"))
     if not any(error.id == "communication.E004" for error in errors):
         errors += check_fallback(comm_settings.get("FALLBACK"))
         errors += check_rate_limits(comm_settings.get("RATE_LIMITS"))
@@ -227,6 +231,31 @@ def check_strict_templates(value: Any) -> list:
             Error(
                 f"COMMUNICATION['STRICT_TEMPLATES'] must be True or False, not {value!r}.",
                 id="communication.E015",
+            )
+        ]
+
+
+def check_in_transaction(value: Any) -> list:
+    if value not in MODES:
+        return [
+            Error(
+                f"COMMUNICATION['IN_TRANSACTION'] = {value!r} is not one of "
+                f"{', '.join(map(repr, MODES))}.",
+                hint="'defer' (the default) sends after the commit, never on a rollback.",
+                id="communication.E016",
+            )
+        ]
+    atomic = sorted(alias for alias, db in settings.DATABASES.items() if db.get("ATOMIC_REQUESTS"))
+    if value == NOW and atomic:
+        return [
+            Warning(
+                f"COMMUNICATION['IN_TRANSACTION'] is 'now' while ATOMIC_REQUESTS is on for "
+                f"database(s) {', '.join(atomic)}: every send() in a view goes out at once, "
+                "even when the view fails and its transaction rolls back (and the Message row "
+                "recording it is rolled back with it).",
+                hint="Use 'defer' (the default), or pass in_transaction='now' only to the calls "
+                "that must go out even on a rollback.",
+                id="communication.W002",
             )
         ]
     return []

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .cache import settings_row
 from .choices import FINAL_STATUSES, Channel, Direction, MessageStatus
+from .deferral import DEFERRED_KEY_PREFIX
 from .exceptions import (
     CommunicationError,
     InvalidArgumentError,
@@ -58,15 +59,36 @@ class Composed:
     #: channel, and each channel's provider.
     pending: dict[str, list[tuple[int, Message]]] = field(default_factory=dict)
     providers: dict[str, BaseProvider] = field(default_factory=dict)
+    #: Requests repeating an earlier one's idempotency key in the batch: position → the first's
+    #: position, whose result they share (one message, sent once).
+    repeats: dict[int, int] = field(default_factory=dict)
+
+    def share_repeats(self) -> None:
+        for position, first in self.repeats.items():
+            self.results[position] = self.results[first]
 
 
-def compose(requests: Sequence[SendRequest]) -> Composed:
+def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
     """Build, check and save the messages of ``requests``. One query finds earlier messages with
     the same idempotency keys (those that went out are returned as they are), at most two find
     suppressed and opted-out addresses (those messages are written ``suppressed`` and answered
-    with a RecipientSuppressedError), one INSERT writes the pending rows."""
+    with a RecipientSuppressedError), one INSERT writes the pending rows. ``keyed``: every
+    pending message without an idempotency key gets ``deferred:<its id>``."""
     earlier = earlier_messages(request.idempotency_key for request in requests)
-    batch = Composed(results=[start(request, earlier) for request in requests])
+    firsts: dict[str, int] = {}
+    repeats = {
+        position: firsts[key]
+        for position, key in enumerate(request.idempotency_key for request in requests)
+        if key and firsts.setdefault(key, position) != position
+    }
+    batch = Composed(
+        results=[
+            # A repeat's place holds a stand-in until share_repeats() gives it the first's result.
+            start(request, earlier) if position not in repeats else CommunicationError("repeat")
+            for position, request in enumerate(requests)
+        ],
+        repeats=repeats,
+    )
     results = batch.results
     # New and retried messages, and suppressed ones asked for again under their key.
     checked = [
@@ -95,6 +117,11 @@ def compose(requests: Sequence[SendRequest]) -> Composed:
             continue
         batch.pending.setdefault(message.channel, []).append((position, message))
     going = [message for items in batch.pending.values() for _, message in items]
+    if keyed:
+        for message in going:
+            message.idempotency_key = (
+                message.idempotency_key or f"{DEFERRED_KEY_PREFIX}{message.pk}"
+            )
     save_pending(going + [hold.message for hold in held if isinstance(hold.message, Message)])
     for hold in held:
         fire(message_suppressed, message=hold.message, reason=hold.reason)
@@ -207,7 +234,8 @@ def fill_content(
 
 def save_pending(messages: list[Message]) -> None:
     """Write new messages (pending, or suppressed) and earlier failed ones back to pending (or
-    suppressed), committed before any provider call (in autocommit mode)."""
+    suppressed): committed before any provider call in autocommit mode, in the caller's
+    transaction when the send is deferred to its commit."""
     new = [message for message in messages if message._state.adding]
     retried = [message for message in messages if not message._state.adding]
     if new:

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "UNSUBSCRIBE_TOKEN_DAYS": 365,
     "UNSUBSCRIBE_LEGACY_TOKENS": True,
     "STRICT_TEMPLATES": False,
+    "IN_TRANSACTION": "defer",
 }
 
 
@@ -118,6 +119,11 @@ class CommunicationConf:
     def strict_templates(self) -> bool:
         """A variable the context lacks fails the render instead of rendering empty."""
         return self.get("STRICT_TEMPLATES") is True
+
+    @property
+    def in_transaction(self) -> str:
+        """What send() does inside ``transaction.atomic()``: "defer", "now" or "raise"."""
+        return self.get("IN_TRANSACTION")
 
     def _callable(self, name: str) -> Callable[..., Any] | None:
         value = self.get(name)

@@ -35,6 +35,18 @@ class InvalidArgumentError(CommunicationError, ValueError):
     """send() was called with arguments that cannot make a message."""
 
 
+class SendInTransactionError(CommunicationError, RuntimeError):
+    """send() was called inside ``transaction.atomic()`` while ``COMMUNICATION["IN_TRANSACTION"]``
+    (or ``in_transaction=``) is ``"raise"``: send after the commit, pass
+    ``in_transaction="defer"`` to send when the transaction commits, or emit an outbox event."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            f"{description} Send after the commit, pass in_transaction='defer' to send once it "
+            "commits, or in_transaction='now' to send at once even if it rolls back."
+        )
+
+
 class TemplateNotFoundError(CommunicationError, LookupError):
     """No active MessageTemplate has the requested key."""
 

@@ -1,20 +1,26 @@
 """send() and send_many(): compose the messages (composing.py), then deliver them, per channel,
-through its provider and fallback chain (delivery.py, fallback.py)."""
+through its provider and fallback chain (delivery.py, fallback.py) — at once, or, inside a
+transaction, after its commit (deferral.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
-from django.db import models
+from django.db import models, router, transaction
 
-from .composing import SendRequest, compose
+from .composing import Composed, SendRequest, compose
+from .deferral import NOW, deferring, registered_deferrer
 from .delivery import deliver
 from .exceptions import CommunicationError
 from .fallback import with_fallback
 from .models import Message
 
 __all__ = ["SendRequest", "send", "send_many"]
+
+#: What delivery changes on a Message: copied onto the instances a deferred send() returned.
+OUTCOME_FIELDS = ("status", "provider", "provider_message_id", "error", "sent_at", "updated_at")
 
 
 def send(
@@ -28,6 +34,7 @@ def send(
     related_object: models.Model | None = None,
     message_type: str | None = None,
     idempotency_key: str | None = None,
+    in_transaction: str | None = None,
 ) -> Message:
     """Render and send one message; return its saved Message.
 
@@ -38,6 +45,10 @@ def send(
     and raises RecipientSuppressedError (RecipientOptedOutError) carrying it. With
     ``idempotency_key``, a message that already went out under that key is returned without
     sending again (a suppressed one raises again).
+
+    Inside ``transaction.atomic()`` the message is, by default, written ``pending`` in the
+    caller's transaction and sent after its commit (never if it rolls back); ``in_transaction``
+    ("defer", "now" or "raise") overrides ``COMMUNICATION["IN_TRANSACTION"]`` for this call.
     """
     request = SendRequest(
         to=to,
@@ -51,13 +62,15 @@ def send(
         message_type=message_type,
         idempotency_key=idempotency_key,
     )
-    result = send_many([request])[0]
+    result = send_many([request], in_transaction=in_transaction)[0]
     if isinstance(result, CommunicationError):
         raise result
     return result
 
 
-def send_many(requests: Sequence[SendRequest]) -> list[Message | CommunicationError]:
+def send_many(
+    requests: Sequence[SendRequest], in_transaction: str | None = None
+) -> list[Message | CommunicationError]:
     """send() for many messages at once, with the same guarantees and fewer statements.
 
     Returns, in the order of ``requests``, each saved Message or the CommunicationError that
@@ -65,12 +78,45 @@ def send_many(requests: Sequence[SendRequest]) -> list[Message | CommunicationEr
     with the same idempotency keys, one finds suppressed and opted-out addresses (none while
     nothing is blocked; those messages are written ``suppressed`` and get a
     RecipientSuppressedError), one INSERT writes the pending rows (committed before any provider
-    call), one UPDATE per outcome records the results.
+    call), one UPDATE per outcome records the results. Inside a transaction, as send().
     """
-    batch = compose(requests)
+    using = router.db_for_write(Message)
+    defer = deferring(in_transaction, using)
+    batch = compose(requests, keyed=defer)
+    if defer:
+        waiting = [message for items in batch.pending.values() for _, message in items]
+        if waiting:
+            (registered_deferrer() or defer_on_commit)(waiting, using)
+    else:
+        deliver_batch(batch)
+    batch.share_repeats()
+    return batch.results
+
+
+def deliver_batch(batch: Composed) -> None:
     for channel, items in batch.pending.items():
         provider = with_fallback(batch.providers[channel], channel)
         outcomes = deliver([message for _, message in items], provider)
         for (position, _), outcome in zip(items, outcomes, strict=True):
             batch.results[position] = outcome
-    return batch.results
+
+
+def defer_on_commit(messages: list[Message], using: str) -> None:
+    """The deferrer without a durable one registered: send in this process, right after the
+    commit. A crash in between leaves the rows ``pending`` (send_pending() finds them)."""
+    transaction.on_commit(partial(send_deferred, messages), using=using, robust=True)
+
+
+def send_deferred(messages: list[Message]) -> list[Message | CommunicationError]:
+    """Send deferred messages, found by their idempotency keys (one that already went out is
+    left as it is), and show each outcome on the instance send() returned."""
+    results = send_many(
+        [SendRequest(idempotency_key=message.idempotency_key) for message in messages],
+        in_transaction=NOW,
+    )
+    for message, result in zip(messages, results, strict=True):
+        sent = result if isinstance(result, Message) else getattr(result, "message", None)
+        if isinstance(sent, Message) and sent.pk == message.pk:
+            for name in OUTCOME_FIELDS:
+                setattr(message, name, getattr(sent, name))
+    return results

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from django_communication import SendRequest, send_many
 from django_communication.choices import MessageStatus
+from django_communication.deferral import NOW
 
 from .conf import Rule
 from .outcomes import EventOutcome
@@ -39,11 +40,12 @@ def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> int:
 
 
 def send_isolated(requests: list[SendRequest]) -> list[object]:
-    """send_many() for the batch; if something other than a CommunicationError escapes it (a
-    bug in a resolver...), each request again on its own, so only its event pays. A lost
-    database connection is not a message's fault: it stops the batch (the relay reconnects)."""
+    """send_many() for the batch, at once (never deferred: the claim has committed); if
+    something other than a CommunicationError escapes it (a bug in a resolver...), each request
+    again on its own, so only its event pays. A lost database connection is not a message's
+    fault: it stops the batch (the relay reconnects)."""
     try:
-        return send_many(requests)
+        return send_many(requests, in_transaction=NOW)
     except CONNECTION_ERRORS:
         raise
     except Exception:
@@ -51,7 +53,7 @@ def send_isolated(requests: list[SendRequest]) -> list[object]:
     results: list[object] = []
     for request in requests:
         try:
-            results += send_many([request])
+            results += send_many([request], in_transaction=NOW)
         except CONNECTION_ERRORS:
             raise
         except Exception as exc:

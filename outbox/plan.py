@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django_communication import SendRequest
 
 from .conf import Rule, outbox_settings
+from .deferred import DEFERRED_SEND, deferred_requests
 from .models import OutboxEvent
 from .outcomes import EventOutcome
 
@@ -65,6 +66,8 @@ def plan(outcome: EventOutcome, recipients: dict, related: dict) -> list[tuple[R
         # Claimed again and again without a finished batch: processing it kills the relay.
         outcome.errors.append(f"Claimed {event.attempts} times without finishing.")
         return []
+    if event.event_type == DEFERRED_SEND:
+        return deferred_requests(event.context)
     rules = outbox_settings.rules_for(event.event_type)
     if not rules:
         outcome.errors.append(f"No rule for event type {event.event_type!r} in OUTBOX['RULES'].")
