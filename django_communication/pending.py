@@ -17,6 +17,7 @@ from django.utils import timezone
 from .choices import Direction, MessageStatus
 from .exceptions import CommunicationError
 from .models import Message
+from .sending import SendRequest, send_many
 
 #: A pending row younger than this may still be on its way (a commit's send, a relay's batch).
 DEFAULT_AGE = timedelta(minutes=10)
@@ -40,8 +41,6 @@ def send_pending(
     batches; return each one's outcome as send_many() does. Each batch is claimed first (its
     ``updated_at`` moved to now, in a short transaction that skips rows another process holds),
     so two runs do not send the same row. Call it outside any transaction."""
-    from .sending import SendRequest, send_many
-
     results: list[Message | CommunicationError] = []
     while limit is None or len(results) < limit:
         size = BATCH if limit is None else min(BATCH, limit - len(results))

@@ -1,8 +1,9 @@
 """The sandbox project's README flow: migrate, then ``demo`` (twice), in a subprocess.
 
 The demo's outbox part books BK-2001 in committed transactions and BK-2002 in one that rolls
-back after emit(): the relay must notify about BK-2001 and never about BK-2002, which the tests
-check in the output and in the sandbox database itself.
+back after emit() and after a direct send() (which waits for the commit): the relay must notify
+about BK-2001, and nothing may ever be sent about BK-2002, which the tests check in the output
+and in the sandbox database itself.
 
 The subprocess cannot import the test-only packages, as after ``pip install -e .`` alone.
 """
@@ -157,7 +158,14 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     )
     assert "cancel_booking(BK-2001): committed; event booking.cancelled written" in part["5"]
     assert "the transaction rolled back" in part["5"]
-    assert "console-" not in part["5"]  # nothing is sent inside the transactions
+    assert (
+        "send() of its confirmation email in the same transaction: Message pending, waiting "
+        "for the commit; nothing sent yet" in part["5"]
+    )
+    assert "the direct send() sent nothing" in part["5"]
+    # Nothing is sent inside the transactions, nor after the rollback (the console provider
+    # prints each message it is handed).
+    assert "console-" not in part["5"]
     # The relay sends the committed booking's three messages, and only them.
     relay = part["6"]
     assert relay.count("console-") == 3

@@ -1,9 +1,10 @@
 """``python sandbox/manage.py demo``: seed templates, book, send an email and an SMS, show the log.
 
 Then the transactional outbox: booking BK-2001 is confirmed (and later cancelled) in committed
-transactions that emit events; booking BK-2002 emits its event in a transaction that then fails
-and rolls back. The relay (``drain_outbox``) sends what was committed: BK-2001's confirmation
-and its cancellation (email and SMS), and nothing at all about BK-2002.
+transactions that emit events; booking BK-2002 emits its event, and sends its confirmation
+directly with send(), in a transaction that then fails and rolls back: the send() waited for
+the commit, so nothing went out. The relay (``drain_outbox``) sends what was committed: BK-2001's
+confirmation and its cancellation (email and SMS), and nothing at all about BK-2002.
 
 Safe to run again: templates and settings are updated in place, the customer and bookings are
 reused, and each message and event carries an idempotency key, so a second run reports "already
@@ -247,21 +248,34 @@ class Command(BaseCommand):
         return f"event booking.{what} written (idempotency key {event_key(ref, what)})"
 
     def book_and_roll_back(self, customer: Customer) -> None:
-        """Confirm ROLLED_BACK_REF inside a transaction that fails after the emit()."""
+        """Confirm ROLLED_BACK_REF inside a transaction that fails after the emit() and after a
+        direct send() of the confirmation: the send() waits for a commit that never comes."""
         key = event_key(ROLLED_BACK_REF, "confirmed")
         try:
-            with transaction.atomic():
-                confirm_booking(customer, ROLLED_BACK_REF)
+            with transaction.atomic(), self.console_output():
+                booking = confirm_booking(customer, ROLLED_BACK_REF)
                 inside = OutboxEvent.objects.filter(idempotency_key=key).exists()
                 self.stdout.write(
                     f"  confirm_booking(customer, {ROLLED_BACK_REF!r}) in a transaction: event "
                     f"booking.confirmed {'written' if inside else 'NOT written'}, not committed yet"
                 )
+                message = django_communication.send(
+                    to=customer,
+                    template_key="booking_confirmation",
+                    context={"customer": customer, "booking": booking},
+                    channel="email",
+                    related_object=booking,
+                )
+                self.stdout.write(
+                    "  send() of its confirmation email in the same transaction: Message "
+                    f"{message.status}, waiting for the commit; nothing sent yet"
+                )
                 raise PaymentDeclined("the card was declined")
         except PaymentDeclined as exc:
             self.stdout.write(
-                f"  ...then the payment failed ({exc}): the transaction rolled back, "
-                "taking the booking and its event with it"
+                f"  ...then the payment failed ({exc}): the transaction rolled back, taking the "
+                "booking, its event and the pending message with it; the direct send() sent "
+                "nothing"
             )
 
     def print_outbox(self, committed: Booking, limit: int) -> None:
