@@ -1,7 +1,8 @@
 """System checks for ``settings.OUTBOX`` (``manage.py check``).
 
 outbox.E001  OUTBOX is not a dict, or has unknown names
-outbox.E002  RULES is not a dict of event type -> rule or list of rules
+outbox.E002  RULES is not a dict of event type -> rule or list of rules, or uses the event type
+             reserved for deferred send() calls ("django_communication.send")
 outbox.E003  a rule is not a dict, or has unknown keys
 outbox.E004  a rule's template_key is missing or empty
 outbox.E005  a rule names an unknown channel
@@ -29,6 +30,7 @@ from django.core.checks import Error, Warning
 from django_communication.choices import Channel, MessageType
 
 from .conf import DEFAULTS, RULE_KEYS, Rule, outbox_settings
+from .models import DEFERRED_SEND
 
 POSITIVE = (
     "MAX_ATTEMPTS",
@@ -142,6 +144,16 @@ def check_rules(rules: Any) -> list:
         if not isinstance(event_type, str) or not event_type:
             errors.append(
                 Error(f"OUTBOX['RULES'] key {event_type!r} is not an event type.", id="outbox.E002")
+            )
+            continue
+        if event_type == DEFERRED_SEND:
+            errors.append(
+                Error(
+                    f"OUTBOX['RULES'] cannot use {event_type!r}: the outbox reserves it for "
+                    "send() calls deferred to a commit (its rules would never run).",
+                    hint="Rename the event type.",
+                    id="outbox.E002",
+                )
             )
             continue
         items = [entry] if isinstance(entry, dict) else entry

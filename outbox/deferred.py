@@ -12,9 +12,8 @@ from django_communication import SendRequest
 from django_communication.models import Message
 
 from .conf import Rule
+from .models import DEFERRED_SEND
 
-#: The event type of deferred sends (no rule may use it).
-DEFERRED_SEND = "django_communication.send"
 #: Stands for the send() call in the event's outcome (errors read "send() (routed): ...").
 DEFERRED_RULE = Rule(template_key="send()")
 

@@ -12,6 +12,10 @@ from .context import ContextDecoder, ContextEncoder
 #: Every message the outbox sends has an idempotency key starting with this.
 MESSAGE_KEY_ROOT = "outbox:"
 
+#: The event type of a send() deferred to its transaction's commit (outbox/deferred.py); its
+#: context lists the messages' idempotency keys. No rule may use it.
+DEFERRED_SEND = "django_communication.send"
+
 
 class OutboxStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
@@ -118,6 +122,8 @@ class OutboxEvent(UUIDTimestampedModel):
     def messages(self):
         from django_communication.models import Message
 
+        if self.event_type == DEFERRED_SEND:
+            return Message.objects.filter(idempotency_key__in=self.context.get("messages") or [])
         # The first condition is the predicate of the partial index outbox.0008 creates on
         # PostgreSQL, stated as the index states it, so that the planner may use the index.
         return Message.objects.filter(idempotency_key__startswith=MESSAGE_KEY_ROOT).filter(

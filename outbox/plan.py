@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django_communication import SendRequest
 
 from .conf import Rule, outbox_settings
-from .deferred import DEFERRED_SEND, deferred_requests
-from .models import OutboxEvent
+from .deferred import deferred_requests
+from .models import DEFERRED_SEND, OutboxEvent
 from .outcomes import EventOutcome
 
 

@@ -31,8 +31,7 @@ from django_communication.exceptions import InvalidArgumentError, SendInTransact
 from django_communication.models import Message, MessageStatus, SendRateSlot
 from django_communication.pending import send_pending
 from django_communication.providers import memory
-from outbox.deferred import DEFERRED_SEND
-from outbox.models import OutboxEvent, OutboxStatus
+from outbox.models import DEFERRED_SEND, OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from tests.outbox_providers import OUTBOX_PROVIDERS
 from tests.test_outbox_processes import subprocess_database_url
@@ -306,7 +305,12 @@ def test_with_the_outbox_a_deferred_send_is_one_event_written_in_the_transaction
 
     drain()
     assert len(scripted.calls) == 2
-    assert OutboxEvent.objects.get().status == OutboxStatus.DISPATCHED
+    event = OutboxEvent.objects.get()
+    assert event.status == OutboxStatus.DISPATCHED
+    assert sorted(event.messages().values_list("to_address", flat=True)) == [
+        "a@example.com",
+        "b@example.com",
+    ]
 
 
 def test_with_the_outbox_a_failed_deferred_send_is_retried_by_the_relay(scripted):
@@ -419,3 +423,10 @@ def test_check_warns_when_atomic_requests_meets_now(settings, monkeypatch):
 def test_check_refuses_an_unknown_in_transaction(settings):
     settings.COMMUNICATION = {"IN_TRANSACTION": "later"}
     assert "communication.E016" in checks_ids(settings)
+
+
+def test_outbox_check_refuses_rules_for_the_reserved_event_type(settings):
+    settings.OUTBOX = {"RULES": {DEFERRED_SEND: {"template_key": "welcome"}}}
+    errors = [message for message in run_checks() if message.id == "outbox.E002"]
+    assert len(errors) == 1
+    assert "reserves it for send() calls deferred" in errors[0].msg
