@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from django.db import connections
 
 from .conf import comm_settings
-from .exceptions import InvalidArgumentError, SendInTransactionError
+from .exceptions import ConfigurationError, InvalidArgumentError, SendInTransactionError
 
 if TYPE_CHECKING:
     from .models import Message
@@ -54,9 +54,12 @@ def mode(override: str | None = None) -> str:
     """The behaviour inside a transaction: ``override`` (send()'s argument) or the setting."""
     value = comm_settings.in_transaction if override is None else override
     if value not in MODES:
-        raise InvalidArgumentError(
-            f"in_transaction={value!r} is not one of {', '.join(map(repr, MODES))}."
-        )
+        choices = ", ".join(map(repr, MODES))
+        if override is None:
+            raise ConfigurationError(
+                f"COMMUNICATION['IN_TRANSACTION'] = {value!r} is not one of {choices}."
+            )
+        raise InvalidArgumentError(f"in_transaction={value!r} is not one of {choices}.")
     return value
 
 

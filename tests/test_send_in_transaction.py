@@ -27,7 +27,11 @@ from django.urls import path
 
 from django_communication import SendRequest, send, send_many
 from django_communication.deferral import register_deferrer, registered_deferrer
-from django_communication.exceptions import InvalidArgumentError, SendInTransactionError
+from django_communication.exceptions import (
+    ConfigurationError,
+    InvalidArgumentError,
+    SendInTransactionError,
+)
 from django_communication.models import Message, MessageStatus, SendRateSlot
 from django_communication.pending import send_pending
 from django_communication.providers import memory
@@ -268,10 +272,14 @@ def test_raise_refuses_a_send_in_a_transaction_before_writing_anything(scripted,
     assert send(to="a@example.com", subject="A", body_text="a").status == MessageStatus.SENT
 
 
-def test_an_unknown_in_transaction_value_is_refused(scripted):
+def test_an_unknown_in_transaction_value_is_refused(scripted, settings):
     with pytest.raises(InvalidArgumentError, match="in_transaction='later'"):
         send(to="a@example.com", subject="A", body_text="a", in_transaction="later")
+    settings.COMMUNICATION = {**settings.COMMUNICATION, "IN_TRANSACTION": True}
+    with pytest.raises(ConfigurationError, match=r"COMMUNICATION\['IN_TRANSACTION'\] = True"):
+        send(to="a@example.com", subject="A", body_text="a")
     assert not Message.objects.exists()
+    assert scripted.calls == []
 
 
 def test_outside_a_transaction_send_goes_at_once(scripted, in_atomic):
