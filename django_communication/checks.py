@@ -233,6 +233,7 @@ def check_strict_templates(value: Any) -> list:
                 id="communication.E015",
             )
         ]
+    return []
 
 
 def check_in_transaction(value: Any) -> list:

@@ -29,8 +29,7 @@ from django.core.checks import Error, Warning
 
 from django_communication.choices import Channel, MessageType
 
-from .conf import DEFAULTS, RULE_KEYS, Rule, outbox_settings
-from .models import DEFERRED_SEND
+from .conf import DEFAULTS, DEFERRED_SEND, RULE_KEYS, Rule, outbox_settings
 
 POSITIVE = (
     "MAX_ATTEMPTS",

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
 
 RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
 
+#: The event type of a send() deferred to its transaction's commit (outbox/deferred.py): handled
+#: without a rule; its context lists the messages' idempotency keys. No rule may use it.
+DEFERRED_SEND = "django_communication.send"
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -48,9 +52,10 @@ class OutboxSettings:
         return (self.user_settings() or {}).get(name, DEFAULTS[name])
 
     def handles(self, event_type: str) -> bool:
-        """Whether RULES has a rule for ``event_type`` (a dict lookup: emit() asks each time)."""
+        """Whether RULES has a rule for ``event_type`` (a dict lookup: emit() asks each time), or
+        the event is a deferred send()."""
         rules = self.get("RULES")
-        return isinstance(rules, dict) and event_type in rules
+        return (isinstance(rules, dict) and event_type in rules) or event_type == DEFERRED_SEND
 
     def rules_for(self, event_type: str) -> list[Rule]:
         """The rules of an event type, as Rule objects (shape checked by outbox.checks)."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 from django_communication import SendRequest
 from django_communication.models import Message
 
-from .conf import Rule
-from .models import DEFERRED_SEND
+from .conf import DEFERRED_SEND, Rule
 
 #: Stands for the send() call in the event's outcome (errors read "send() (routed): ...").
 DEFERRED_RULE = Rule(template_key="send()")

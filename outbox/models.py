@@ -7,14 +7,12 @@ from django.utils.translation import gettext_lazy as _
 
 from django_communication.base_models import UUIDTimestampedModel
 
+from .conf import DEFERRED_SEND
 from .context import ContextDecoder, ContextEncoder
 
-#: Every message the outbox sends has an idempotency key starting with this.
+#: Every message an outbox rule sends has an idempotency key starting with this (a deferred
+#: send() relayed by the outbox keeps its own key: see DEFERRED_SEND).
 MESSAGE_KEY_ROOT = "outbox:"
-
-#: The event type of a send() deferred to its transaction's commit (outbox/deferred.py); its
-#: context lists the messages' idempotency keys. No rule may use it.
-DEFERRED_SEND = "django_communication.send"
 
 
 class OutboxStatus(models.TextChoices):

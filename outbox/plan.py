@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 
 from django_communication import SendRequest
 
-from .conf import Rule, outbox_settings
+from .conf import DEFERRED_SEND, Rule, outbox_settings
 from .deferred import deferred_requests
-from .models import DEFERRED_SEND, OutboxEvent
+from .models import OutboxEvent
 from .outcomes import EventOutcome
 
 

@@ -35,7 +35,8 @@ from django_communication.exceptions import (
 from django_communication.models import Message, MessageStatus, SendRateSlot
 from django_communication.pending import send_pending
 from django_communication.providers import memory
-from outbox.models import DEFERRED_SEND, OutboxEvent, OutboxStatus
+from outbox.conf import DEFERRED_SEND
+from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from tests.outbox_providers import OUTBOX_PROVIDERS
 from tests.test_outbox_processes import subprocess_database_url
