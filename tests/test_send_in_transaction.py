@@ -8,14 +8,9 @@ registration undone) and ``outbox`` (the relay, ``drain()``, sends after the com
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.checks import run_checks
@@ -38,12 +33,9 @@ from django_communication.providers import memory
 from outbox.conf import DEFERRED_SEND
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
-from tests.outbox_providers import OUTBOX_PROVIDERS
-from tests.test_outbox_processes import subprocess_database_url
+from tests.providers import TEST_PROVIDERS, ScriptedProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class PaymentFailed(Exception):
@@ -55,8 +47,6 @@ def place_order(request):
     message = send(to="ada@example.com", subject="Order placed", body_text="Thanks")
     if request.GET.get("fail"):
         raise PaymentFailed("card declined")
-    from tests.outbox_providers import ScriptedProvider
-
     return HttpResponse(f"{message.status} {len(ScriptedProvider.calls)}")
 
 
@@ -64,9 +54,9 @@ urlpatterns = [path("order/", place_order)]
 
 
 @pytest.fixture(autouse=True)
-def relay_runs_when_told(settings):
-    """The relay runs only when a test calls drain(): no wake-up at the commit."""
-    settings.OUTBOX = {"WAKE_ON_COMMIT": False}
+def _relay_runs_when_told(outbox):
+    """conftest's OUTBOX: no wake-up at the commit, so the relay runs only when a test calls
+    drain()."""
 
 
 @pytest.fixture(params=["on_commit", "outbox"])
@@ -90,14 +80,6 @@ class Deferrer:
 
 
 @pytest.fixture
-def in_atomic(scripted):
-    """Records, per provider call, whether a transaction was open on the connection."""
-    seen: list[bool] = []
-    scripted.on_send = lambda message: seen.append(connection.in_atomic_block)
-    return seen
-
-
-@pytest.fixture
 def atomic_requests(monkeypatch, settings):
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     settings.ROOT_URLCONF = __name__
@@ -115,9 +97,7 @@ def test_a_view_that_fails_after_sending_sends_nothing_and_writes_nothing(
     assert not OutboxEvent.objects.exists()
 
 
-def test_a_view_that_succeeds_sends_once_after_the_commit(
-    atomic_requests, deferrer, scripted, in_atomic
-):
+def test_a_view_that_succeeds_sends_once_after_the_commit(atomic_requests, deferrer, scripted):
     response = Client().get("/order/")
     deferrer.after_commit()
     deferrer.after_commit()  # a second relay run sends nothing more
@@ -125,7 +105,7 @@ def test_a_view_that_succeeds_sends_once_after_the_commit(
     # The view saw its message waiting and no provider call; the call came after the commit.
     assert response.content == b"pending 0"
     assert len(scripted.calls) == 1
-    assert in_atomic == [False]
+    assert [call.in_atomic_block for call in scripted.calls] == [False]
     message = Message.objects.get()
     assert message.status == MessageStatus.SENT
     assert message.provider == "scripted"
@@ -142,7 +122,7 @@ def test_a_rolled_back_savepoint_sends_nothing_and_the_outer_commit_sends_once(d
     deferrer.after_commit()
     deferrer.after_commit()
 
-    assert sorted(address for _, _, address in scripted.calls) == [
+    assert sorted(call.to for call in scripted.calls) == [
         "a@example.com",
         "c@example.com",
     ]
@@ -187,7 +167,7 @@ def test_a_callers_idempotency_key_is_kept_and_a_repeat_sends_once(deferrer, scr
     deferrer.after_commit()
 
     assert first.pk == again.pk
-    assert [key for key, _, _ in scripted.calls] == ["order-1"]
+    assert [call.key for call in scripted.calls] == ["order-1"]
 
 
 def test_send_many_in_a_transaction_follows_the_same_rule(deferrer, scripted):
@@ -212,13 +192,13 @@ def test_send_many_in_a_transaction_follows_the_same_rule(deferrer, scripted):
         "Message",
         "InvalidRecipientError",
     ]
-    assert sorted(channel for _, channel, _ in scripted.calls) == ["email", "sms"]
+    assert sorted(call.channel for call in scripted.calls) == ["email", "sms"]
     assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.SENT}
 
 
 def test_fallback_and_rate_limits_wait_for_the_commit_too(deferrer, scripted, settings):
     settings.COMMUNICATION = {
-        "PROVIDERS": OUTBOX_PROVIDERS,
+        "PROVIDERS": TEST_PROVIDERS,
         "FALLBACK": {"email": ["memory"]},
         "RATE_LIMITS": {"scripted": 1000, "memory": 1000},
     }
@@ -242,13 +222,13 @@ def test_fallback_and_rate_limits_wait_for_the_commit_too(deferrer, scripted, se
     assert (message.status, message.provider) == (MessageStatus.SENT, "memory")
 
 
-def test_now_sends_inside_the_transaction_and_a_rollback_loses_the_row(scripted, in_atomic):
+def test_now_sends_inside_the_transaction_and_a_rollback_loses_the_row(scripted):
     with pytest.raises(PaymentFailed), transaction.atomic():
         message = send(to="a@example.com", subject="A", body_text="a", in_transaction="now")
         assert message.status == MessageStatus.SENT
         raise PaymentFailed
 
-    assert in_atomic == [True]
+    assert [call.in_atomic_block for call in scripted.calls] == [True]
     assert len(scripted.calls) == 1
     assert not Message.objects.exists()  # the risk "now" accepts
 
@@ -259,7 +239,7 @@ def test_the_setting_chooses_and_the_argument_overrides_it(scripted, settings):
         now = send(to="a@example.com", subject="A", body_text="a")
         deferred = send(to="b@example.com", subject="B", body_text="b", in_transaction="defer")
         assert (now.status, deferred.status) == (MessageStatus.SENT, MessageStatus.PENDING)
-        assert [address for _, _, address in scripted.calls] == ["a@example.com"]
+        assert [call.to for call in scripted.calls] == ["a@example.com"]
 
 
 def test_raise_refuses_a_send_in_a_transaction_before_writing_anything(scripted, settings):
@@ -283,11 +263,11 @@ def test_an_unknown_in_transaction_value_is_refused(scripted, settings):
     assert scripted.calls == []
 
 
-def test_outside_a_transaction_send_goes_at_once(scripted, in_atomic):
+def test_outside_a_transaction_send_goes_at_once(scripted):
     message = send(to="a@example.com", subject="A", body_text="a")
     assert message.status == MessageStatus.SENT
     assert message.idempotency_key is None
-    assert in_atomic == [False]
+    assert [call.in_atomic_block for call in scripted.calls] == [False]
     assert not OutboxEvent.objects.exists()
 
 
@@ -354,29 +334,15 @@ with transaction.atomic():
 """
 
 
-def commit_then_die(mode: str) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TEST_")},
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": subprocess_database_url(),
-        "PYTHONPATH": str(ROOT),
-        "TEST_COMMUNICATION": json.dumps({"PROVIDERS": OUTBOX_PROVIDERS}),
-        "TEST_OUTBOX": json.dumps({"WAKE_ON_COMMIT": False}),
-    }
-    process = subprocess.run(
-        [sys.executable, "-c", COMMIT_THEN_DIE, mode],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert process.returncode == -signal.SIGKILL, process.stderr
+def commit_then_die(processes, mode: str) -> None:
+    """Run COMMIT_THEN_DIE in a subprocess on the test database; it must die by SIGKILL."""
+    process = processes.start("-c", COMMIT_THEN_DIE, mode)
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, processes.output(process)
 
 
-@pytest.mark.slow
-def test_with_the_outbox_a_process_killed_after_the_commit_loses_nothing(scripted):
-    commit_then_die("outbox")
+def test_with_the_outbox_a_process_killed_after_the_commit_loses_nothing(processes):
+    commit_then_die(processes, "outbox")
     message = Message.objects.get()
     assert message.status == MessageStatus.PENDING
     assert OutboxEvent.objects.get().event_type == DEFERRED_SEND
@@ -384,16 +350,16 @@ def test_with_the_outbox_a_process_killed_after_the_commit_loses_nothing(scripte
     drain()
     drain()
 
-    assert [address for _, _, address in scripted.calls] == ["ada@example.com"]
+    # Every provider call of every process: one, by this process's relay.
+    assert processes.calls() == {message.idempotency_key: 1}
     message.refresh_from_db()
     assert message.status == MessageStatus.SENT
 
 
-@pytest.mark.slow
 def test_without_the_outbox_a_crash_after_the_commit_leaves_a_pending_row_send_pending_sends(
-    scripted,
+    processes,
 ):
-    commit_then_die("on_commit")
+    commit_then_die(processes, "on_commit")
     message = Message.objects.get()
     assert message.status == MessageStatus.PENDING
     assert not OutboxEvent.objects.exists()
@@ -404,7 +370,7 @@ def test_without_the_outbox_a_crash_after_the_commit_leaves_a_pending_row_send_p
     assert send_pending(older_than=timedelta(0)) == []
 
     assert out.getvalue() == "pending messages found: 1; sent: 1; failed: 0\n"
-    assert [address for _, _, address in scripted.calls] == ["ada@example.com"]
+    assert processes.calls() == {message.idempotency_key: 1}
     message.refresh_from_db()
     assert message.status == MessageStatus.SENT
 
