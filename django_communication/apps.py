@@ -10,13 +10,14 @@ class CommunicationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import cache
+        from . import cache, twilio_checks
         from . import checks as our_checks
         from .models import CommunicationSettings, MessageTemplate, OptOut, Suppression
 
         checks.register(our_checks.check_settings)
         checks.register(our_checks.check_stored_secrets)
         checks.register(our_checks.check_urls, checks.Tags.urls)
+        checks.register(twilio_checks.check_twilio)
 
         def forget_settings(**kwargs):
             cache.settings_cache.clear()

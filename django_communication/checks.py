@@ -19,8 +19,10 @@ communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
                     UNSUBSCRIBE_LEGACY_TOKENS is not True or False
 communication.E015  STRICT_TEMPLATES is not a bool
 communication.E016  IN_TRANSACTION is not "defer", "now" or "raise"
-communication.W001  AWS secret keys are stored in the database while DEBUG is off
+communication.W001  AWS secret keys or the Twilio auth token are stored in the database while
+                    DEBUG is off
 communication.W002  IN_TRANSACTION is "now" while a database has ATOMIC_REQUESTS on
+communication.E020-E022, W005: the twilio provider's checks (twilio_checks.py)
 """
 
 from __future__ import annotations
@@ -291,11 +293,15 @@ def check_stored_secrets(app_configs=None, **kwargs) -> list:
         config = CommunicationSettings.objects.filter(pk=1).first()
     except Exception:  # table not migrated yet, database unavailable or blocked in tests
         return []
-    if config and (config.ses_secret_access_key or config.sns_secret_access_key):
+    if config and (
+        config.ses_secret_access_key or config.sns_secret_access_key or config.twilio_auth_token
+    ):
         return [
             Warning(
-                "AWS secret access keys are stored in the database (communication settings).",
-                hint="Clear them and let boto3 find credentials in the environment or an IAM role.",
+                "Secrets (AWS secret access keys, the Twilio auth token) are stored in the "
+                "database (communication settings).",
+                hint="Clear them and let boto3 find credentials in the environment or an IAM "
+                "role; give Twilio's in COMMUNICATION['TWILIO'] or the environment.",
                 id="communication.W001",
             )
         ]

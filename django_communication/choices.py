@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 class Channel(models.TextChoices):
     EMAIL = "email", _("Email")
     SMS = "sms", _("SMS")
+    VOICE = "voice", _("Voice call")
 
 
 class MessageType(models.TextChoices):
@@ -52,6 +53,10 @@ class EventType(models.TextChoices):
     SMS_FAILED = "sms_failed", _("SMS failed")
     SMS_STATUS = "sms_status", _("SMS status")
     RECEIVED = "received", _("Received")
+    CALL_COMPLETED = "call_completed", _("Call completed")
+    CALL_FAILED = "call_failed", _("Call failed")
+    CALL_STATUS = "call_status", _("Call status")
+    KEYPAD_REPLY = "keypad_reply", _("Keypad reply")
 
 
 class SuppressionReason(models.TextChoices):

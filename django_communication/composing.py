@@ -168,11 +168,7 @@ def build_message(request: SendRequest) -> Message:
         to_address=address,
         template=template.row if template else None,
         idempotency_key=request.idempotency_key or None,
-        from_address=(
-            config.email_from
-            if channel == Channel.EMAIL
-            else config.sms_origination_number or config.sms_sender_id
-        ),
+        from_address=sender_for(channel, config),
     )
     full_context = {"recipient": to, **(context or {})}
     url = unsubscribe_url_for(message)
@@ -186,6 +182,15 @@ def build_message(request: SendRequest) -> Message:
             raise InvalidArgumentError("related_object must be a saved model instance.")
         link(message, "related", related_object)
     return message
+
+
+def sender_for(channel: str, config: Any) -> str:
+    """The From of a new outbound message on ``channel``, from the settings singleton."""
+    if channel == Channel.EMAIL:
+        return config.email_from
+    if channel == Channel.VOICE:
+        return config.voice_caller_id or config.sms_origination_number
+    return config.sms_origination_number or config.sms_sender_id
 
 
 def unsubscribe_url_for(message: Message) -> str | None:
@@ -224,8 +229,11 @@ def fill_content(
             if not value.strip()
         ]
     else:
-        message.body_text = pick(body_text, "sms_body")
+        field = "voice_body" if message.channel == Channel.VOICE else "sms_body"
+        message.body_text = pick(body_text, field)
         missing = [] if message.body_text.strip() else ["body"]
+        if message.channel == Channel.VOICE and template is not None and body_text is None:
+            message.choices = dict(template.row.voice_choices or {})
     if missing:
         what = f"template {template.row.key!r}" if template else "this ad-hoc message"
         error = TemplateRenderError if template else InvalidArgumentError

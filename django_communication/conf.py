@@ -33,7 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "UNSUBSCRIBE_LEGACY_TOKENS": True,
     "STRICT_TEMPLATES": False,
     "IN_TRANSACTION": "defer",
+    "TWILIO": {},
 }
+
+#: What ``COMMUNICATION["TWILIO"]`` may hold (each a string; every one optional).
+TWILIO_KEYS = frozenset({"ACCOUNT_SID", "AUTH_TOKEN", "API_URL"})
 
 
 class CommunicationConf:
@@ -124,6 +128,12 @@ class CommunicationConf:
     def in_transaction(self) -> str:
         """What send() does inside ``transaction.atomic()``: "defer", "now" or "raise"."""
         return self.get("IN_TRANSACTION")
+
+    @property
+    def twilio(self) -> dict[str, str]:
+        """``ACCOUNT_SID``, ``AUTH_TOKEN`` (override the settings singleton's) and ``API_URL``
+        (another endpoint than https://api.twilio.com, such as a local stand-in)."""
+        return dict(self.get("TWILIO") or {})
 
     def _callable(self, name: str) -> Callable[..., Any] | None:
         value = self.get(name)

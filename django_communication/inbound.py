@@ -1,4 +1,4 @@
-"""Received messages: SES receipt rules (SNS action) and SNS two-way SMS, recorded as
+"""Received messages: SES receipt rules (SNS action), SNS and Twilio two-way SMS, recorded as
 ``Message(direction=inbound, status=received)``.
 
 A redelivered notification records nothing new: the row's idempotency key is
@@ -61,17 +61,41 @@ def record_sms(payload: dict[str, Any], notification_id: str, sent: datetime) ->
     sender = payload.get("originationNumber")
     if not isinstance(message_id, str) or not isinstance(sender, str):
         raise MalformedEvent("Inbound SMS without inboundMessageId or originationNumber.")
+    return received_sms(
+        "sns",
+        message_id,
+        sender,
+        str(payload.get("destinationNumber") or ""),
+        str(payload.get("messageBody") or ""),
+        payload,
+        notification_id,
+        sent,
+    )
+
+
+def received_sms(
+    provider: str,
+    message_id: str,
+    sender: str,
+    to: str,
+    body: str,
+    payload: dict[str, Any],
+    notification_id: str,
+    sent: datetime,
+) -> Message | None:
+    """Record an SMS received through ``provider`` and apply its STOP/START keyword; None if
+    it was recorded before."""
     message = Message(
         channel=Channel.SMS,
         direction=Direction.INBOUND,
         status=MessageStatus.RECEIVED,
         from_address=sender[:320],
-        to_address=str(payload.get("destinationNumber") or "")[:254],
-        body_text=str(payload.get("messageBody") or ""),
-        provider="sns",
+        to_address=to[:254],
+        body_text=body,
+        provider=provider,
         provider_message_id=message_id[:255],
         sent_at=sent,
-        idempotency_key=f"inbound:sns:{message_id}"[:255],
+        idempotency_key=f"inbound:{provider}:{message_id}"[:255],
     )
     saved = save(message, payload, notification_id, sender)
     if saved is not None:
@@ -98,7 +122,11 @@ def apply_keyword(sender: str, body: str) -> None:
 
 
 def save(
-    message: Message, payload: dict[str, Any], notification_id: str, sender: str
+    message: Message,
+    payload: dict[str, Any],
+    notification_id: str,
+    sender: str,
+    event_type: str = EventType.RECEIVED,
 ) -> Message | None:
     """Save a new inbound message and its history row; None if it was recorded before."""
     resolver = comm_settings.inbound_sender_resolver
@@ -111,7 +139,7 @@ def save(
             message.save(force_insert=True)
             MessageEvent.objects.create(
                 message=message,
-                event_type=EventType.RECEIVED,
+                event_type=event_type,
                 occurred_at=message.sent_at or message.created_at,
                 status=MessageStatus.RECEIVED,
                 notification_id=notification_id,

@@ -65,6 +65,14 @@ class CommunicationSettings(SingletonModel):
     sns_region = models.CharField(max_length=30, blank=True, help_text=_("Blank: the SES region."))
     sns_access_key_id = models.CharField(max_length=128, blank=True)
     sns_secret_access_key = models.CharField(max_length=256, blank=True)
+    voice_provider = models.CharField(max_length=100, default="console")
+    voice_caller_id = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text=_("E.164 number calls are made from. Blank: the SMS origination number."),
+    )
+    twilio_account_sid = models.CharField(max_length=64, blank=True)
+    twilio_auth_token = models.CharField(max_length=128, blank=True)
 
     class Meta:
         verbose_name = _("communication settings")
@@ -90,6 +98,17 @@ class MessageTemplate(UUIDTimestampedModel):
     email_body_text = models.TextField(blank=True)
     email_body_html = models.TextField(blank=True)
     sms_body = models.TextField(blank=True)
+    voice_body = models.TextField(
+        blank=True, help_text=_("What the call says: plain text, read out by the provider.")
+    )
+    voice_choices = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Keypad choices the call offers, digit -> label, e.g. {"1": "confirm", '
+            '"2": "cancel"}. Say them in the voice body.'
+        ),
+    )
     sample_context = models.JSONField(
         default=dict, blank=True, help_text=_("Example context used by the admin preview.")
     )
@@ -134,6 +153,17 @@ class Message(UUIDTimestampedModel):
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    #: Voice: the keypad choices the call offered (digit -> label). A keypad reply: the one
+    #: pressed.
+    choices = models.JSONField(default=dict, blank=True)
+    in_reply_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        help_text=_("The outbound message this inbound one answers (a keypad reply to a call)."),
+    )
 
     recipient_content_type = models.ForeignKey(
         ContentType,

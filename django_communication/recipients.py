@@ -14,7 +14,7 @@ from .choices import Channel
 from .conf import comm_settings
 from .exceptions import InvalidRecipientError
 
-ADDRESS_ATTRIBUTE = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+ADDRESS_ATTRIBUTE = {Channel.EMAIL: "email", Channel.SMS: "phone", Channel.VOICE: "phone"}
 
 
 def resolve_address(to: Any, channel: str) -> str:
@@ -42,16 +42,16 @@ def clean_address(address: str, channel: str) -> str:
         except ValidationError:
             raise InvalidRecipientError(f"Invalid email address {address!r}.") from None
         return address
-    return clean_phone(address)
+    return clean_phone(address, channel)
 
 
-def clean_phone(number: str) -> str:
+def clean_phone(number: str, channel: str = Channel.SMS) -> str:
     """``number`` in E.164; InvalidRecipientError saying, in plain words, what is wrong."""
     region = comm_settings.default_phone_region
     try:
         return e164(number, region)
     except ValueError as exc:
-        raise InvalidRecipientError(f"Invalid sms phone number {number!r}: {exc}.") from None
+        raise InvalidRecipientError(f"Invalid {channel} phone number {number!r}: {exc}.") from None
 
 
 def e164(number: str, region: str | None = None) -> str:

@@ -73,9 +73,10 @@ def strict_engine(base: Engine) -> Engine:
 FIELDS_BY_CHANNEL = {
     Channel.EMAIL: ("email_subject", "email_body_text", "email_body_html"),
     Channel.SMS: ("sms_body",),
+    Channel.VOICE: ("voice_body",),
 }
 AUTOESCAPED_FIELDS = frozenset({"email_body_html"})
-ALL_FIELDS = FIELDS_BY_CHANNEL[Channel.EMAIL] + FIELDS_BY_CHANNEL[Channel.SMS]
+ALL_FIELDS = tuple(field for fields in FIELDS_BY_CHANNEL.values() for field in fields)
 
 
 class CompiledTemplate:
@@ -161,6 +162,27 @@ def template_errors(row: MessageTemplate) -> dict[str, str]:
         except TemplateRenderError as exc:
             errors[field] = str(exc)
     return errors
+
+
+#: The keys a caller can press; a choice is one of them.
+KEYPAD = frozenset("0123456789*#")
+MAX_LABEL = 50
+
+
+def choices_error(value: Any) -> str | None:
+    """Why ``value`` is not a set of keypad choices (``{"1": "confirm", "2": "cancel"}``), or
+    None if it is one."""
+    if not isinstance(value, dict):
+        return f"Keypad choices must be a JSON object of digit -> label, not {value!r}."
+    for digit, label in value.items():
+        if digit not in KEYPAD:
+            return f"Keypad choice {digit!r} is not one key (0-9, * or #)."
+        if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL:
+            return (
+                f"The label of keypad choice {digit!r} must be a text of 1 to {MAX_LABEL} "
+                "characters."
+            )
+    return None
 
 
 def flatten_subject(subject: str) -> str:

@@ -21,6 +21,11 @@ into an error.
 ``message_received(message)``
     An inbound email or SMS was recorded as ``message`` (direction ``inbound``, status
     ``received``); ``message.recipient`` is the sender's object when the resolver found one.
+``reply_received(message, reply, digit, label)``
+    The callee of the voice call ``message`` pressed ``digit``, one of its keypad choices, whose
+    label is ``label`` (``"confirm"``). ``reply`` is the recorded inbound voice Message
+    (``reply.in_reply_to`` is ``message``; it has the call's recipient and related object).
+    Sent once per call, after ``message_received`` for the reply.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ message_suppressed = Signal()
 message_status_changed = Signal()
 address_suppressed = Signal()
 message_received = Signal()
+reply_received = Signal()
 
 
 def fire(signal: Signal, **kwargs: Any) -> None:

@@ -56,6 +56,8 @@ STATUS_FOR = {
     EventType.RENDERING_FAILURE: MessageStatus.FAILED,
     EventType.SMS_DELIVERED: MessageStatus.DELIVERED,
     EventType.SMS_FAILED: MessageStatus.FAILED,
+    EventType.CALL_COMPLETED: MessageStatus.DELIVERED,
+    EventType.CALL_FAILED: MessageStatus.FAILED,
 }
 
 #: The SES payload key holding each event's details (timestamp, recipients, types).
@@ -110,6 +112,10 @@ class Event:
     #: (reason, addresses) to put on the suppression list.
     suppress: tuple[str, list[str]] | None = None
     channel: str = Channel.EMAIL
+    #: Set by apply(): the messages it matched, and how many history rows it added (0 for a
+    #: notification applied before).
+    matched: int = 0
+    recorded: int = 0
     changes: list[tuple[Message, str, str, MessageEvent]] = field(default_factory=list)
 
 
@@ -249,6 +255,7 @@ def apply(event: Event) -> Event:
                     status=new_status, updated_at=message.updated_at
                 )
                 event.changes.append((message, old_status, new_status, row))
+        event.matched, event.recorded = len(messages), new_rows
         added = []
         if event.suppress and (new_rows or not messages):
             reason, addresses = event.suppress

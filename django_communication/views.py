@@ -17,6 +17,7 @@ from .optout import masked, opt_out
 from .optout_tokens import read_token
 from .tracking import MalformedEvent
 from .webhooks import notifications, sns
+from .webhooks.errors import RejectedNotification
 
 logger = logging.getLogger("django_communication")
 
@@ -32,17 +33,8 @@ def sns_webhook(request: HttpRequest) -> HttpResponse:
     """
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    limit = comm_settings.webhook_max_bytes
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return refused(400, "bad Content-Length")
-    if declared > limit:
-        return refused(413, f"Content-Length {declared} > WEBHOOK_MAX_BYTES {limit}")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return refused(413, f"body longer than WEBHOOK_MAX_BYTES {limit}")
-    try:
+        body = read_body(request)
         message = sns.parse(body, comm_settings.sns_topic_arns)
         outcome = notifications.handle(message)
     except sns.RejectedNotification as exc:
@@ -52,10 +44,25 @@ def sns_webhook(request: HttpRequest) -> HttpResponse:
     return HttpResponse(outcome, content_type="text/plain")
 
 
-def refused(status: int, reason: str) -> HttpResponse:
+def read_body(request: HttpRequest) -> bytes:
+    """The request body, at most WEBHOOK_MAX_BYTES; RejectedNotification (400, 413) if not."""
+    limit = comm_settings.webhook_max_bytes
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise RejectedNotification("bad Content-Length", 400) from None
+    if declared > limit:
+        raise RejectedNotification(f"Content-Length {declared} > WEBHOOK_MAX_BYTES {limit}", 413)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise RejectedNotification(f"body longer than WEBHOOK_MAX_BYTES {limit}", 413)
+    return body
+
+
+def refused(status: int, reason: str, source: str = "SNS") -> HttpResponse:
     """A refusal: the detail goes to the log, the answer is only the status's phrase (the
     detail quotes the request, which an answer must not echo)."""
-    logger.warning("django_communication: SNS request refused (%s): %s", status, reason)
+    logger.warning("django_communication: %s request refused (%s): %s", source, status, reason)
     return HttpResponse(HTTPStatus(status).phrase, status=status, content_type="text/plain")
 
 

@@ -55,6 +55,7 @@ def check_drain_schedule(app_configs=None, databases=None, **kwargs) -> list:
 CHANNEL_FIELDS = {
     Channel.EMAIL: (("email_subject",), ("email_body_text", "email_body_html")),
     Channel.SMS: (("sms_body",),),
+    Channel.VOICE: (("voice_body",),),
 }
 
 

@@ -15,7 +15,13 @@ from django_communication.providers import memory
 from tests.providers import TEST_PROVIDERS, ScriptedProvider
 from tests.rules import RULES
 
-pytest_plugins = ["tests.servers", "tests.browser", "tests.snstools", "tests.processes"]
+pytest_plugins = [
+    "tests.servers",
+    "tests.browser",
+    "tests.snstools",
+    "tests.processes",
+    "tests.twilio_server",
+]
 
 #: Markers that name the database a test needs; the test is skipped on the other one.
 DATABASE_MARKERS = {
@@ -57,6 +63,7 @@ def comm_config(db):
     config = CommunicationSettings.get_solo()
     config.email_provider = "memory"
     config.sms_provider = "memory"
+    config.voice_provider = "memory"
     config.email_from_address = "shop@example.com"
     config.sms_origination_number = "+15005550006"
     config.save()
@@ -82,6 +89,7 @@ def scripted(comm_config, settings):
     """Both channels through ScriptedProvider."""
     settings.COMMUNICATION = {"PROVIDERS": TEST_PROVIDERS}
     comm_config.email_provider = comm_config.sms_provider = "scripted"
+    comm_config.voice_provider = "scripted"
     comm_config.save()
     ScriptedProvider.reset()
     yield ScriptedProvider

@@ -67,7 +67,7 @@ class ScriptedProvider(BaseProvider):
     ``fail_with`` (None: that call succeeds); ``on_send(message)`` runs first."""
 
     name = "scripted"
-    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    channels = frozenset(Channel.values)
     calls: list[Call] = []
     fail: dict[str, Exception] = {}
     fail_with: list[Exception | None] = []

@@ -268,6 +268,10 @@ def settings_data(**overrides) -> dict[str, str]:
         "sns_region": "",
         "sns_access_key_id": "",
         "sns_secret_access_key": "",
+        "voice_provider": "memory",
+        "voice_caller_id": "",
+        "twilio_account_sid": "",
+        "twilio_auth_token": "",
     }
     data.update(overrides)
     return data
@@ -279,6 +283,7 @@ def stored_secret(db):
     config.ses_access_key_id = "AKIAEXAMPLE"
     config.ses_secret_access_key = "s3cr3t-ses-key-value"
     config.sns_secret_access_key = "s3cr3t-sns-key-value"
+    config.twilio_auth_token = "s3cr3t-twilio-token"
     config.save()
     return config
 
@@ -289,6 +294,7 @@ def test_settings_page_never_shows_secrets(admin_client, stored_secret):
     content = response.content.decode()
     assert "s3cr3t" not in content
     assert 'type="password" name="ses_secret_access_key"' in content
+    assert 'type="password" name="twilio_auth_token"' in content
     assert "A value is stored" in content
     # Each channel offers the providers that can send on it.
     form = response.context["adminform"].form
@@ -298,7 +304,13 @@ def test_settings_page_never_shows_secrets(admin_client, stored_secret):
         "memory",
         "ses",
     ]
-    assert [c for c, _ in form.fields["sms_provider"].choices] == ["console", "memory", "sns"]
+    assert [c for c, _ in form.fields["sms_provider"].choices] == [
+        "console",
+        "memory",
+        "sns",
+        "twilio",
+    ]
+    assert [c for c, _ in form.fields["voice_provider"].choices] == ["console", "memory", "twilio"]
     assert '<select name="sms_provider"' in content
     for label in ("SES region", "SMS provider", "SNS access key ID", "SMS origination number"):
         assert f">{label}:</label>" in content
@@ -312,6 +324,24 @@ def test_settings_blank_secret_keeps_the_stored_value(admin_client, stored_secre
     assert config.ses_region == "eu-west-1"
     assert config.ses_secret_access_key == "s3cr3t-ses-key-value"
     assert config.sns_secret_access_key == "s3cr3t-sns-key-value"
+    assert config.twilio_auth_token == "s3cr3t-twilio-token"
+
+
+def test_settings_twilio_token_is_replaced_and_cleared_like_the_aws_keys(
+    admin_client, stored_secret
+):
+    admin_client.post(reverse(SETTINGS_URL), settings_data(twilio_auth_token="new-token"))
+    assert CommunicationSettings.objects.get().twilio_auth_token == "new-token"
+    admin_client.post(reverse(SETTINGS_URL), settings_data(clear_twilio_auth_token="on"))
+    assert CommunicationSettings.objects.get().twilio_auth_token == ""
+
+
+def test_settings_voice_caller_id_must_be_e164(admin_client, stored_secret):
+    response = admin_client.post(reverse(SETTINGS_URL), settings_data(voice_caller_id="12"))
+    assert response.status_code == 200
+    assert "voice_caller_id" in response.context["adminform"].form.errors
+    admin_client.post(reverse(SETTINGS_URL), settings_data(voice_caller_id="+1 415 555 2671"))
+    assert CommunicationSettings.objects.get().voice_caller_id == "+14155552671"
 
 
 def test_settings_new_secret_replaces_and_clear_removes(admin_client, stored_secret):

@@ -96,11 +96,14 @@ def test_settings_offer_each_channels_providers_and_check_the_origination_number
     page = admin_page
     page.goto(f"{live_server.url}/admin/django_communication/communicationsettings/")
     sms = page.locator("select#id_sms_provider option")
-    assert sms.all_inner_texts() == ["console", "memory", "sns"]
+    assert sms.all_inner_texts() == ["console", "memory", "sns", "twilio"]
+    voice = page.locator("select#id_voice_provider option")
+    assert voice.all_inner_texts() == ["console", "memory", "twilio"]
     email = page.locator("select#id_email_provider option")
     assert email.all_inner_texts() == ["console", "django", "memory", "ses"]
     labels = page.locator("label").all_inner_texts()
     assert "SES region:" in labels and "SMS provider:" in labels
+    assert "Voice caller ID:" in labels and "Twilio auth token:" in labels
     assert "Ses region:" not in labels and "Sms provider:" not in labels
 
     page.select_option("select#id_sms_provider", "sns")

@@ -105,7 +105,7 @@ def test_errors_name_the_place(settings):
     ):
         [error] = check_outbox_settings()
     assert error.msg == "OUTBOX['RULES']['booking.cancelled'][1] has unknown channel 'fax'."
-    assert error.hint == "Channels: email, sms."
+    assert error.hint == "Channels: email, sms, voice."
 
 
 def test_several_problems_are_reported_together():

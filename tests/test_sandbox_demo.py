@@ -114,7 +114,7 @@ def assert_nothing_about_the_rolled_back_booking(output: str, db: Path) -> None:
 def assert_committed_booking_notified(output: str, db: Path) -> None:
     part = sections(output)
     # The committed booking's events: confirmed (one email), cancelled (email and SMS fan-out).
-    outbox = part["7"]
+    outbox = part["8"]
     events = [line.split() for line in outbox.splitlines() if line.startswith("    booking.")]
     assert sorted((row[0], row[2], row[3]) for row in events) == [
         ("booking.cancelled", "BK-2001", "dispatched"),
@@ -139,6 +139,23 @@ def assert_committed_booking_notified(output: str, db: Path) -> None:
     ) == [("email", "sent"), ("email", "sent"), ("sms", "sent")]
 
 
+def assert_call_answered(db: Path) -> None:
+    """One call about BK-1001, one keypad reply to it, and the booking confirmed."""
+    calls = query(
+        db,
+        "SELECT id FROM django_communication_message "
+        "WHERE channel = 'voice' AND direction = 'outbound' AND status = 'sent'",
+    )
+    assert len(calls) == 1
+    assert query(
+        db,
+        "SELECT in_reply_to_id, body_text, status FROM django_communication_message "
+        "WHERE channel = 'voice' AND direction = 'inbound'",
+    ) == [(calls[0][0], "confirm", "received")]
+    [(confirmed_at,)] = query(db, "SELECT confirmed_at FROM bookings_booking WHERE ref = 'BK-1001'")
+    assert confirmed_at is not None
+
+
 @pytest.mark.slow
 def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     db = tmp_path / "sandbox.sqlite3"
@@ -151,23 +168,33 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert "Subject: Booking BK-1001 confirmed" in part["4"]
     assert part["4"].count("console-") == 3
 
+    # Voice: the reminder call, printed by the console provider, answered with 1 (confirm).
+    voice = part["5"]
+    assert voice.count("VOICE console-") == 1
+    assert "this is Sandbox Travel about your booking BK-1001. Press 1 to confirm it" in voice
+    assert "Keypad choices:\n  1: confirm\n  2: cancel\n" in voice
+    assert "booking_reminder -> voice +447911123456: sent" in voice
+    assert "keypad reply {'1': 'confirm'} recorded, in reply to the call" in voice
+    assert "booking BK-1001: confirmed (reply_received -> on_keypad_reply)" in voice
+    assert_call_answered(db)
+
     # The outbox: BK-2001 committed twice (confirmed, cancelled), BK-2002 rolled back.
     assert (
         "confirm_booking(customer, 'BK-2001'): committed; event booking.confirmed written"
-        in (part["5"])
+        in (part["6"])
     )
-    assert "cancel_booking(BK-2001): committed; event booking.cancelled written" in part["5"]
-    assert "the transaction rolled back" in part["5"]
+    assert "cancel_booking(BK-2001): committed; event booking.cancelled written" in part["6"]
+    assert "the transaction rolled back" in part["6"]
     assert (
         "send() of its confirmation email in the same transaction: Message pending, waiting "
-        "for the commit; nothing sent yet" in part["5"]
+        "for the commit; nothing sent yet" in part["6"]
     )
-    assert "the direct send() sent nothing" in part["5"]
+    assert "the direct send() sent nothing" in part["6"]
     # Nothing is sent inside the transactions, nor after the rollback (the console provider
     # prints each message it is handed).
-    assert "console-" not in part["5"]
+    assert "console-" not in part["6"]
     # The relay sends the committed booking's three messages, and only them.
-    relay = part["6"]
+    relay = part["7"]
     assert relay.count("console-") == 3
     assert relay.count("EMAIL console-") == 2 and relay.count("SMS console-") == 1
     assert "Subject: Booking BK-2001 confirmed" in relay
@@ -177,7 +204,7 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert_committed_booking_notified(first, db)
     assert_nothing_about_the_rolled_back_booking(first, db)
 
-    log = part["8"]
+    log = part["9"]
     rows = audit_rows(log)
     email_rows = [row for row in rows if row[2:4] == ["email", "transactional"]]
     sms_rows = [row for row in rows if row[2:4] == ["sms", "reminder"]]
@@ -186,24 +213,31 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert len(outbox_rows) == 3
     assert all(row[4] == "sent" for row in email_rows + sms_rows + outbox_rows)
     assert "+447911123456" in sms_rows[0]
-    assert "(6 of 6 messages shown)" in log
+    voice_rows = [row for row in rows if row[2] == "voice"]
+    assert [(row[4], row[5]) for row in voice_rows] == [
+        ("received", "+15005550006"),  # the reply, from the callee to our number
+        ("sent", "+447911123456"),
+    ]
+    assert "(8 of 8 messages shown)" in log
 
     # Idempotent: a second run sends nothing new and still shows the log.
     second = manage("demo", db=db)
-    assert "console-" not in second.split("8. Audit log", 1)[0]
-    assert second.count("already sent earlier") == 3
+    assert "console-" not in second.split("9. Audit log", 1)[0]
+    assert second.count("already sent earlier") == 4
+    assert "keypad reply 1 (confirm): already recorded earlier" in second
+    assert_call_answered(db)
     assert second.count("already written earlier, not written again") == 2
     assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in second
     assert_committed_booking_notified(second, db)
     assert_nothing_about_the_rolled_back_booking(second, db)
-    assert "(6 of 6 messages shown)" in second
+    assert "(8 of 8 messages shown)" in second
 
-    # --resend sends fresh copies of the direct sends; the outbox sends nothing again.
+    # --resend sends fresh copies of the direct sends and the call; the outbox nothing again.
     third = manage("demo", "--resend", db=db)
-    assert "SMS console-" in third
+    assert "SMS console-" in third and "VOICE console-" in third
     assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in third
     assert_nothing_about_the_rolled_back_booking(third, db)
-    assert "(9 of 9 messages shown)" in third
+    assert "(13 of 13 messages shown)" in third
 
 
 @pytest.mark.slow

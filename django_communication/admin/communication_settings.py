@@ -1,7 +1,7 @@
 """Admin of the settings singleton: each channel's provider chosen from those that can serve it
-(the registry); the SMS origination number checked as E.164; AWS secret keys are write-only
-(the form never renders them back; a blank field keeps the stored value and a "clear" box
-removes it)."""
+(the registry); the SMS origination number and the voice caller id checked as E.164; AWS secret
+keys and the Twilio auth token are write-only (the form never renders them back; a blank field
+keeps the stored value and a "clear" box removes it)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,22 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from solo.admin import SingletonModelAdmin
 
-from ..choices import Channel
 from ..models import CommunicationSettings
-from ..providers.registry import provider_choice_errors, providers_for_channel
+from ..providers.registry import PROVIDER_FIELDS, provider_choice_errors, providers_for_channel
 from ..recipients import e164
 
-SECRET_FIELDS = ("ses_secret_access_key", "sns_secret_access_key")
+SECRET_FIELDS = ("ses_secret_access_key", "sns_secret_access_key", "twilio_auth_token")
+
+
+NOT_SET_HELP = {
+    "ses_secret_access_key": _("Not set. Blank: boto3 finds credentials itself (recommended)."),
+    "sns_secret_access_key": _("Not set. Blank: boto3 finds credentials itself (recommended)."),
+    "twilio_auth_token": _(
+        "Not set. Blank: COMMUNICATION['TWILIO']['AUTH_TOKEN'] or the TWILIO_AUTH_TOKEN "
+        "environment variable (recommended)."
+    ),
+}
+CHANNEL_NAMES = {"email": _("email"), "sms": _("SMS"), "voice": _("voice calls")}
 
 
 class CommunicationSettingsForm(forms.ModelForm):
@@ -29,6 +39,9 @@ class CommunicationSettingsForm(forms.ModelForm):
     )
     clear_sns_secret_access_key = forms.BooleanField(
         required=False, label=_("Clear the stored SNS secret access key")
+    )
+    clear_twilio_auth_token = forms.BooleanField(
+        required=False, label=_("Clear the stored Twilio auth token")
     )
 
     class Meta:
@@ -42,6 +55,8 @@ class CommunicationSettingsForm(forms.ModelForm):
             "sms_provider",
             "sms_sender_id",
             "sms_origination_number",
+            "voice_provider",
+            "voice_caller_id",
             "ses_region",
             "ses_configuration_set",
             "ses_access_key_id",
@@ -49,6 +64,8 @@ class CommunicationSettingsForm(forms.ModelForm):
             "sns_region",
             "sns_access_key_id",
             "sns_secret_access_key",
+            "twilio_account_sid",
+            "twilio_auth_token",
         )
         widgets = {
             name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -69,11 +86,18 @@ class CommunicationSettingsForm(forms.ModelForm):
             "sns_region": _("SNS region"),
             "sns_access_key_id": _("SNS access key ID"),
             "sns_secret_access_key": _("SNS secret access key"),
+            "voice_provider": _("Voice provider"),
+            "voice_caller_id": _("Voice caller ID"),
+            "twilio_account_sid": _("Twilio account SID"),
+            "twilio_auth_token": _("Twilio auth token"),
         }
         help_texts = {
             "sms_origination_number": _(
                 "The number SMS are sent from, in E.164 form: + and the country code, e.g. "
                 "+14155552671."
+            ),
+            "voice_caller_id": _(
+                "The number calls are made from, in E.164 form; blank: the SMS origination number."
             ),
         }
 
@@ -89,12 +113,9 @@ class CommunicationSettingsForm(forms.ModelForm):
             self.fields[name].help_text = (
                 _("A value is stored. Leave blank to keep it; type a new one to replace it.")
                 if stored
-                else _("Not set. Blank: boto3 finds credentials itself (recommended).")
+                else NOT_SET_HELP[name]
             )
-        for name, channel, label in (
-            ("email_provider", Channel.EMAIL, "email"),
-            ("sms_provider", Channel.SMS, "SMS"),
-        ):
+        for channel, name in PROVIDER_FIELDS.items():
             if name not in self.fields:
                 continue
             names = providers_for_channel(channel)
@@ -108,11 +129,17 @@ class CommunicationSettingsForm(forms.ModelForm):
                     "The providers that can send %(channel)s. Add your own in "
                     "settings.COMMUNICATION['PROVIDERS']."
                 )
-                % {"channel": label},
+                % {"channel": CHANNEL_NAMES[channel]},
             )
 
     def clean_sms_origination_number(self) -> str:
-        number = (self.cleaned_data.get("sms_origination_number") or "").strip()
+        return self.clean_number("sms_origination_number")
+
+    def clean_voice_caller_id(self) -> str:
+        return self.clean_number("voice_caller_id")
+
+    def clean_number(self, name: str) -> str:
+        number = (self.cleaned_data.get(name) or "").strip()
         if not number:
             return ""
         try:
@@ -127,8 +154,10 @@ class CommunicationSettingsForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         chosen = CommunicationSettings(
-            email_provider=cleaned.get("email_provider", self.instance.email_provider),
-            sms_provider=cleaned.get("sms_provider", self.instance.sms_provider),
+            **{
+                name: cleaned.get(name, getattr(self.instance, name))
+                for name in PROVIDER_FIELDS.values()
+            }
         )
         for name, error in provider_choice_errors(chosen).items():
             if name in self.fields:
@@ -165,6 +194,7 @@ class CommunicationSettingsAdmin(SingletonModelAdmin):
             },
         ),
         (_("SMS"), {"fields": ("sms_provider", "sms_sender_id", "sms_origination_number")}),
+        (_("Voice calls"), {"fields": ("voice_provider", "voice_caller_id")}),
         (
             _("Amazon SES"),
             {
@@ -190,6 +220,21 @@ class CommunicationSettingsAdmin(SingletonModelAdmin):
                     "sns_secret_access_key",
                     "clear_sns_secret_access_key",
                 )
+            },
+        ),
+        (
+            _("Twilio"),
+            {
+                "fields": (
+                    "twilio_account_sid",
+                    "twilio_auth_token",
+                    "clear_twilio_auth_token",
+                ),
+                "description": _(
+                    "Blank: COMMUNICATION['TWILIO'] or the TWILIO_ACCOUNT_SID / "
+                    "TWILIO_AUTH_TOKEN environment variables, which keep the token out of "
+                    "database backups."
+                ),
             },
         ),
     )

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Message, MessageEvent
@@ -86,7 +87,11 @@ class MessageAdmin(admin.ModelAdmin):
             _("Addresses"),
             {"fields": ("to_address", "from_address", "recipient_link", "related_link")},
         ),
-        (_("Content"), {"fields": ("subject", "body_text", "body_html", "html_preview")}),
+        (
+            _("Content"),
+            {"fields": ("subject", "body_text", "body_html", "html_preview", "choices")},
+        ),
+        (_("Replies"), {"fields": ("in_reply_to", "reply_links")}),
         (_("Provider"), {"fields": ("provider", "provider_message_id", "error")}),
     )
     readonly_fields = (
@@ -107,6 +112,9 @@ class MessageAdmin(admin.ModelAdmin):
         "body_text",
         "body_html",
         "html_preview",
+        "choices",
+        "in_reply_to",
+        "reply_links",
         "provider",
         "provider_message_id",
         "error",
@@ -128,6 +136,21 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("related object"))
     def related_link(self, obj: Message):
         return object_link(self.admin_site, obj.related_content_type_id, obj.related_object_id)
+
+    @admin.display(description=_("replies"))
+    def reply_links(self, obj: Message):
+        """The keypad replies to a call (at most one per call)."""
+        replies = list(obj.replies.all()[:10]) if obj.pk else []
+        if not replies:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:django_communication_message_change", args=[r.pk]), r.body_text)
+                for r in replies
+            ),
+        )
 
     @admin.display(description=_("HTML as rendered"))
     def html_preview(self, obj: Message):

@@ -17,6 +17,7 @@ from ..rendering import (
     ALL_FIELDS,
     FIELDS_BY_CHANNEL,
     CompiledTemplate,
+    choices_error,
     flatten_subject,
     template_errors,
 )
@@ -29,6 +30,7 @@ FIELD_LABELS = {
     "email_body_text": _("Email text"),
     "email_body_html": _("Email HTML"),
     "sms_body": _("SMS"),
+    "voice_body": _("Voice call (what is said)"),
 }
 
 
@@ -41,7 +43,7 @@ def render_preview(row: MessageTemplate) -> list[tuple[str, str, str | None, str
     ``CompiledTemplate.render`` (which compiles with ``compile_field``), exactly as send() does.
     """
     context = row.sample_context if row.sample_context is not None else {}
-    fields = [f for channel in (Channel.EMAIL, Channel.SMS) for f in FIELDS_BY_CHANNEL[channel]]
+    fields = [f for channel in Channel.values for f in FIELDS_BY_CHANNEL[channel]]
     results: list[tuple[str, str, str | None, str | None]] = []
     compiled = CompiledTemplate(row)  # compiles each field on first use, uncached
     for field in fields:
@@ -59,6 +61,9 @@ def render_preview(row: MessageTemplate) -> list[tuple[str, str, str | None, str
             continue
         if field == "email_subject":
             rendered = flatten_subject(rendered)
+        if field == "voice_body" and row.voice_choices and isinstance(row.voice_choices, dict):
+            keys = "\n".join(f"  {d}: {label}" for d, label in sorted(row.voice_choices.items()))
+            rendered = f"{rendered}\n\n[Keypad] one key is listened for:\n{keys}"
         results.append((field, label, rendered, None))
     return results
 
@@ -94,6 +99,7 @@ class MessageTemplateForm(forms.ModelForm):
             "is_active",
             "strict",
             *ALL_FIELDS,
+            "voice_choices",
             "sample_context",
         )
 
@@ -106,6 +112,11 @@ class MessageTemplateForm(forms.ModelForm):
         for name, error in template_errors(row).items():
             if name in self.fields:
                 self.add_error(name, error)
+        choices = cleaned.get("voice_choices")
+        if "voice_choices" in self.fields and choices is not None:
+            error = choices_error(choices)
+            if error:
+                self.add_error("voice_choices", error)
         return cleaned
 
 
@@ -114,13 +125,14 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     form = MessageTemplateForm
     list_display = ("key", "name", "message_type", "is_active", "updated_at")
     list_filter = ("message_type", "is_active", "updated_at")
-    search_fields = ("key", "name", "email_subject", "sms_body")
+    search_fields = ("key", "name", "email_subject", "sms_body", "voice_body")
     readonly_fields = ("preview", "created_at", "updated_at")
     prepopulated_fields = {"key": ("name",)}
     fieldsets = (
         (None, {"fields": ("key", "name", "message_type", "is_active", "strict")}),
         (_("Email"), {"fields": ("email_subject", "email_body_text", "email_body_html")}),
         (_("SMS"), {"fields": ("sms_body",)}),
+        (_("Voice call"), {"fields": ("voice_body", "voice_choices")}),
         (
             _("Preview"),
             {

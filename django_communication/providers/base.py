@@ -90,3 +90,10 @@ def stable_message_id(message: Message) -> str:
 
 class SmsProvider(BaseProvider):
     channels = frozenset({Channel.SMS})
+
+
+class VoiceProvider(BaseProvider):
+    """Calls ``message.to_address`` and says ``message.body_text``; with ``message.choices``
+    (digit -> label) it listens for one key and reports it as a keypad reply (replies.py)."""
+
+    channels = frozenset({Channel.VOICE})

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class ConsoleProvider(BaseProvider):
     name = "console"
-    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    channels = frozenset({Channel.EMAIL, Channel.SMS, Channel.VOICE})
     stream: TextIO | None = None
 
     def send(self, message: Message) -> str:
@@ -32,6 +32,9 @@ class ConsoleProvider(BaseProvider):
                 lines += ["", "[HTML]", message.body_html]
         else:
             lines += ["", message.body_text]
+        if message.choices:
+            lines += ["", "Keypad choices:"]
+            lines += [f"  {digit}: {label}" for digit, label in sorted(message.choices.items())]
         lines.append(rule)
         stream = self.stream or sys.stdout
         stream.write("\n".join(lines) + "\n")

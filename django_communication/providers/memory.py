@@ -30,7 +30,7 @@ def clear() -> None:
 
 class MemoryProvider(BaseProvider):
     name = "memory"
-    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    channels = frozenset({Channel.EMAIL, Channel.SMS, Channel.VOICE})
 
     def send(self, message: Message) -> str:
         with _lock:

@@ -20,7 +20,11 @@ BUILTIN_PROVIDERS = {
     "django": "django_communication.providers.django_mail.DjangoMailProvider",
     "ses": "django_communication.providers.ses.SesProvider",
     "sns": "django_communication.providers.sns.SnsProvider",
+    "twilio": "django_communication.providers.twilio.TwilioProvider",
 }
+
+#: The settings singleton's field naming each channel's provider.
+PROVIDER_FIELDS = {"email": "email_provider", "sms": "sms_provider", "voice": "voice_provider"}
 
 
 def provider_paths() -> dict[str, str]:
@@ -61,7 +65,7 @@ def provider_for_channel(channel: str, name: str | None = None) -> BaseProvider:
     built again only when the settings row changes."""
     config = settings_row()
     if name is None:
-        name = config.email_provider if channel == "email" else config.sms_provider
+        name = getattr(config, PROVIDER_FIELDS[channel])
 
     def build() -> BaseProvider:
         cls = provider_class(name)
@@ -79,7 +83,7 @@ def provider_choice_errors(config: CommunicationSettings) -> dict[str, str]:
     """Field name → why the provider named there cannot serve its channel, for the settings
     singleton's provider fields (the admin form shows them)."""
     errors = {}
-    for field, channel in (("email_provider", "email"), ("sms_provider", "sms")):
+    for channel, field in PROVIDER_FIELDS.items():
         name = getattr(config, field)
         try:
             cls = provider_class(name)

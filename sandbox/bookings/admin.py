@@ -11,7 +11,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin):
-    list_display = ("ref", "customer", "created", "cancelled_at")
+    list_display = ("ref", "customer", "created", "confirmed_at", "cancelled_at")
     list_select_related = ("customer",)
     search_fields = ("ref", "customer__name")
     date_hierarchy = "created"

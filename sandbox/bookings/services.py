@@ -62,3 +62,15 @@ def cancel_booking(booking: Booking) -> Booking:
             idempotency_key=event_key(booking.ref, "cancelled"),
         )
     return booking
+
+
+def on_keypad_reply(sender, message, reply, digit, label, **kwargs) -> None:
+    """``reply_received``: the customer pressed a key on the reminder call about a booking.
+    "confirm" confirms it, "cancel" cancels it (connected in apps.py)."""
+    booking = message.related_object
+    if not isinstance(booking, Booking):
+        return
+    if label == "confirm" and booking.confirmed_at is None:
+        Booking.objects.filter(pk=booking.pk).update(confirmed_at=timezone.now())
+    elif label == "cancel":
+        cancel_booking(booking)

@@ -1,4 +1,5 @@
-"""``python sandbox/manage.py demo``: seed templates, book, send an email and an SMS, show the log.
+"""``python sandbox/manage.py demo``: seed templates, book, send an email and an SMS, place a
+reminder call that the customer answers on the keypad, show the log.
 
 Then the transactional outbox: booking BK-2001 is confirmed (and later cancelled) in committed
 transactions that emit events; booking BK-2002 emits its event, and sends its confirmation
@@ -30,6 +31,7 @@ from bookings.services import cancel_booking, confirm_booking, event_key
 from django_communication.choices import FINAL_STATUSES
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers.console import ConsoleProvider
+from django_communication.replies import record_reply
 from outbox.models import OutboxEvent
 
 #: Booked and committed: its confirmation and cancellation are sent by the relay.
@@ -88,6 +90,11 @@ TEMPLATES = [
             "<p>Hello {{ customer.name }},</p><p>A reminder of booking {{ booking.ref }}.</p>"
         ),
         "sms_body": "Hi {{ customer.name }}, a reminder of your booking {{ booking.ref }}.",
+        "voice_body": (
+            "Hello {{ customer.name }}, this is Sandbox Travel about your booking "
+            "{{ booking.ref }}. Press 1 to confirm it, or 2 to cancel it."
+        ),
+        "voice_choices": {"1": "confirm", "2": "cancel"},
     },
     {
         "key": "booking_cancelled",
@@ -126,8 +133,9 @@ def cell(value: object, width: int) -> str:
 class Command(BaseCommand):
     help = (
         "Seed message templates, create a customer and a booking, send an email and an SMS "
-        "through the console provider; book in transactions that emit outbox events (one "
-        "committed, one rolled back), run the relay, and print the outcome and the audit log."
+        "and place a reminder call (answered on the keypad) through the console provider; book "
+        "in transactions that emit outbox events (one committed, one rolled back), run the "
+        "relay, and print the outcome and the audit log."
     )
 
     def add_arguments(self, parser) -> None:
@@ -144,7 +152,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, resend: bool = False, limit: int = 20, **options) -> None:
-        self.heading("1. Settings: console provider for email and SMS")
+        self.heading("1. Settings: console provider for email, SMS and voice calls")
         self.configure()
         self.heading("2. Message templates")
         for spec in TEMPLATES:
@@ -190,18 +198,21 @@ class Command(BaseCommand):
         about = django_communication.get_messages_for_object(booking).count()
         self.stdout.write(f"  messages about booking {booking.ref}: {about}")
 
-        self.heading("5. Outbox: bookings that emit events in their transactions")
+        self.heading("5. Voice: a reminder call, answered on the keypad")
+        self.call_and_answer(customer, booking, context, suffix)
+
+        self.heading("6. Outbox: bookings that emit events in their transactions")
         committed = self.book_and_cancel(customer)
         self.book_and_roll_back(customer)
 
-        self.heading("6. Relay: drain_outbox sends what was committed")
+        self.heading("7. Relay: drain_outbox sends what was committed")
         with self.console_output():
             call_command("drain_outbox", stdout=self.stdout)
 
-        self.heading("7. Outbox events and the messages they produced")
+        self.heading("8. Outbox events and the messages they produced")
         self.print_outbox(committed, limit)
 
-        self.heading(f"8. Audit log (Message rows, newest first, up to {limit})")
+        self.heading(f"9. Audit log (Message rows, newest first, up to {limit})")
         self.print_log(limit)
         self.stdout.write(
             "\nBrowse it in the admin: python sandbox/manage.py createsuperuser, then "
@@ -220,6 +231,35 @@ class Command(BaseCommand):
             yield
         finally:
             ConsoleProvider.stream = previous_stream
+
+    def call_and_answer(
+        self, customer: Customer, booking: Booking, context: dict, suffix: str
+    ) -> None:
+        """Call the customer about ``booking`` (the console prints what the call says and the
+        keys it listens for), then play the customer pressing 1: the keypad reply reaches
+        ``bookings.services.on_keypad_reply`` through ``reply_received``, which confirms the
+        booking. With Twilio, the keypad webhook records the reply the same way."""
+        key = f"demo:call:{booking.pk}{suffix}"
+        already = Message.objects.filter(idempotency_key=key, status__in=FINAL_STATUSES).exists()
+        with self.console_output():
+            call = django_communication.send(
+                to=customer,
+                template_key="booking_reminder",
+                context=context,
+                channel="voice",
+                related_object=booking,
+                idempotency_key=key,
+            )
+        outcome = "already sent earlier, not sent again" if already else call.status
+        self.stdout.write(f"  booking_reminder -> voice {call.to_address}: {outcome}")
+        reply = record_reply(call, "1")
+        booking.refresh_from_db()
+        if reply is None:
+            self.stdout.write("  keypad reply 1 (confirm): already recorded earlier")
+        else:
+            self.stdout.write(f"  keypad reply {reply.choices} recorded, in reply to the call")
+        state = "confirmed" if booking.confirmed_at else "NOT confirmed"
+        self.stdout.write(f"  booking {booking.ref}: {state} (reply_received -> on_keypad_reply)")
 
     def book_and_cancel(self, customer: Customer) -> Booking:
         """Confirm COMMITTED_REF, then cancel it: two committed transactions, two events."""
@@ -322,13 +362,16 @@ class Command(BaseCommand):
     def configure(self) -> None:
         config = CommunicationSettings.get_solo()
         changed = []
-        for field in ("email_provider", "sms_provider"):
+        for field in ("email_provider", "sms_provider", "voice_provider"):
             if getattr(config, field) != "console":
                 changed.append(f"{field} {getattr(config, field)!r} -> 'console'")
                 setattr(config, field, "console")
         if not config.sms_sender_id and not config.sms_origination_number:
             config.sms_sender_id = "SANDBOX"
             changed.append("sms_sender_id -> 'SANDBOX'")
+        if not config.voice_caller_id:
+            config.voice_caller_id = "+15005550006"
+            changed.append("voice_caller_id -> '+15005550006'")
         if changed:
             config.save()
         self.stdout.write(f"  {'; '.join(changed) if changed else 'already set up'}")
