@@ -13,8 +13,10 @@ every run works in a fresh schema that is dropped at the end; SQLite uses a WAL 
 temporary directory.
 
 Phases (--phases, comma-separated; default all):
-  drain     outbox.relay.drain() of N emitted events vs post_office
-            send_queued_mail_until_done(processes=1) of N queued emails; exactly-once checked
+  drain     outbox.relay.drain() of N emitted events (OUTBOX["CONCURRENCY"] lanes) vs
+            post_office send_queued_mail_until_done(processes=1) of N queued emails (its default
+            THREADS_PER_PROCESS); exactly-once checked. --latency-ms adds a round trip per email
+            to both sides' email backend
   enqueue   outbox.emit_many() of N events vs post_office mail.send_many() of N (same runs)
   send      django_communication.send() N times vs post_office mail.send(priority="now")
   producer  a business transaction (INSERT one booking, COMMIT) alone, plus one emit(), and
@@ -119,6 +121,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=50, help="warm-up messages (default 50)")
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="our relay's OUTBOX['CONCURRENCY'] (default: the library's default)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="a round trip per message in both sides' email backend, in ms: a GIL-free wait, "
+        "as an SMTP server or the SES API answers (default 0)",
+    )
+    parser.add_argument(
         "--memory-peer",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -147,6 +161,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
     if args.n < 1 or args.runs < 1 or args.backlog_drain > args.backlog:
         parser.error("need -n >= 1, --runs >= 1 and --backlog-drain <= --backlog")
+    if args.latency_ms < 0:
+        parser.error("need --latency-ms >= 0")
+    # Read by bench/settings.py here and in every subprocess (memory child, qcluster).
+    os.environ["BENCH_LATENCY_MS"] = str(args.latency_ms)
+    if args.concurrency is not None:
+        os.environ["BENCH_CONCURRENCY"] = str(args.concurrency)
     return args
 
 
@@ -333,6 +353,8 @@ def run_database(args: argparse.Namespace) -> int:
             "producer_n": args.producer_n,
             "latency_n": args.latency_n,
             "latency_rate": args.latency_rate,
+            "latency_ms": args.latency_ms,
+            "concurrency": outbox_concurrency(),
             "warmup": args.warmup,
             "quick": args.quick,
             "template_source": workload.SOURCE,
@@ -366,6 +388,12 @@ def run_database(args: argparse.Namespace) -> int:
     return 1 if bench.errors else 0
 
 
+def outbox_concurrency() -> int:
+    from outbox.conf import outbox_settings
+
+    return outbox_settings.concurrency
+
+
 def post_office_config() -> dict[str, object]:
     from post_office.settings import get_batch_size, get_log_level, get_threads_per_process
 
@@ -397,8 +425,11 @@ def render(report: dict) -> str:
         ", psycopg {psycopg}".format(**report["versions"]),
         f"db config: {report['db_config']}",
         "config: N={n}, runs={runs}, backlog={backlog}, backlog drain={backlog_drain}, "
-        "producer tx={producer_n}, latency tx={latency_n} at {latency_rate}/s".format(
-            **report["config"]
+        "producer tx={producer_n}, latency tx={latency_n} at {latency_rate}/s, "
+        "round trip {latency_ms:g} ms per email (both sides), our lanes {concurrency}, "
+        "post_office threads {threads}".format(
+            threads=report["config"]["post_office"].get("THREADS_PER_PROCESS"),
+            **report["config"],
         ),
         "",
     ]

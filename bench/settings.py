@@ -10,6 +10,8 @@ database run sees identical settings.
     BENCH_PG_DSN         postgresql://user@host:port/dbname (default: the local bench database)
     BENCH_PG_SCHEMA      the schema of this run (search_path)
     BENCH_EMAIL_BACKEND  locmem (default) | dummy
+    BENCH_LATENCY_MS     a round trip per message in both sides' email backend (backends.py)
+    BENCH_CONCURRENCY    OUTBOX["CONCURRENCY"] (unset: the library's default)
     BENCH_LATENCY_FILE   where bench.providers.LatencyProvider appends its calls
 """
 
@@ -27,6 +29,11 @@ TEMPLATE_KEY = "booking_confirmation"
 EMAIL_BACKENDS = {
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
     "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+#: The same, waiting BENCH_LATENCY_MS per message.
+ROUND_TRIP_BACKENDS = {
+    "locmem": "bench.backends.LocmemRoundTrip",
+    "dummy": "bench.backends.DummyRoundTrip",
 }
 
 
@@ -79,7 +86,9 @@ def build(env: dict[str, str] | None = None) -> dict[str, Any]:
         ],
         "DATABASES": {"default": database(env)},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
-        "EMAIL_BACKEND": EMAIL_BACKENDS[env.get("BENCH_EMAIL_BACKEND", "locmem")],
+        "EMAIL_BACKEND": (
+            ROUND_TRIP_BACKENDS if float(env.get("BENCH_LATENCY_MS") or 0) else EMAIL_BACKENDS
+        )[env.get("BENCH_EMAIL_BACKEND", "locmem")],
         "DEFAULT_FROM_EMAIL": SENDER,
         "TEMPLATES": [
             {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
@@ -90,6 +99,11 @@ def build(env: dict[str, str] | None = None) -> dict[str, Any]:
         "OUTBOX": {
             "RULES": {EVENT_TYPE: {"template_key": TEMPLATE_KEY, "message_type": "transactional"}},
             "WAKE_ON_COMMIT": True,
+            **(
+                {"CONCURRENCY": int(env["BENCH_CONCURRENCY"])}
+                if env.get("BENCH_CONCURRENCY")
+                else {}
+            ),
         },
         # The ORM broker on the benchmark's own database; not sync, so emit()'s wake-up queues
         # a real task (a row in django_q_ormq) and the latency phase's qcluster runs it.

@@ -17,6 +17,11 @@ DEFAULT_ROUTING = {
     "announcement": "email",
 }
 
+#: send_many()'s provider calls in flight at most (delivery lanes), unless told otherwise.
+DEFAULT_CONCURRENCY = 16
+#: The most lanes a batch may have (the boto3 clients' connection pools hold that many).
+MAX_CONCURRENCY = 64
+
 DEFAULTS: dict[str, Any] = {
     "ROUTING": {},
     "RECIPIENT_RESOLVER": None,

@@ -1,9 +1,12 @@
 """Delivering saved messages: each to its provider, each outcome recorded as soon as it is known.
 
-Each outcome is durable before the next provider call, so a crash leaves at most the message in
+One at a time (``concurrency`` 1, one message, or a provider that is not ``thread_safe``): each
+outcome is durable before the next provider call, so a crash leaves at most the message in
 flight unrecorded; where the write is pipelined (recorder.py), the provider prepares the next
-message while it travels. With a rate limit for the provider (RATE_LIMITS), each message first
-waits for its send slot (ratelimit.py).
+message while it travels. Otherwise in lanes (lanes.py): up to ``concurrency`` provider calls
+in flight, and never more than that many messages handed to a provider without their outcome
+recorded. With a rate limit for the provider (RATE_LIMITS), each message first waits for its
+send slot (ratelimit.py).
 """
 
 from __future__ import annotations
@@ -17,58 +20,82 @@ from .choices import MessageStatus
 from .exceptions import ProviderError
 from .models import Message
 from .providers.base import BaseProvider, Receipt
-from .ratelimit import pacer
+from .ratelimit import slots_for
 from .recorder import Recorder
 from .signals import fire, message_sent
 
+#: An outcome before it is recorded: the fields to write and what send_many() returns.
+Answer = tuple[dict[str, Any], Message | ProviderError]
 
-def deliver(messages: list[Message], provider: BaseProvider) -> list[Message | ProviderError]:
-    """Hand saved messages to ``provider`` in one session; return, in order, each sent Message
-    or the ProviderError (carrying its failed Message) that stopped it."""
+
+def deliver(
+    messages: list[Message], provider: BaseProvider, concurrency: int = 1
+) -> list[Message | ProviderError]:
+    """Hand saved messages to ``provider``; return, in order, each sent Message or the
+    ProviderError (carrying its failed Message) that stopped it."""
+    if concurrency > 1 and len(messages) > 1 and provider.thread_safe:
+        from .lanes import deliver_in_lanes
+
+        return deliver_in_lanes(messages, provider, concurrency)
     outcomes: list[Message | ProviderError] = []
-    pace = pacer(provider.name)
+    slots = slots_for(provider.name)
     with provider.session(), Recorder(pipeline=len(messages) > 1) as recorder:
-        for message in messages:
-            if pace is not None:
+        for position, message in enumerate(messages):
+            if slots is not None:
                 recorder.settle()  # the slot is taken on the same connection
-                pace()
-            with suppress(Exception):  # what prepare() raises, send() meets and reports
-                provider.prepare(message)
+                slots.wait(len(messages) - position)
+            prepare(message, provider)
             recorder.settle()
-            outcomes.append(deliver_one(message, provider, recorder))
+            fields, outcome = attempt(message, provider)
+            record(message, recorder, fields)
+            if isinstance(outcome, Message):
+                notify(outcome, recorder)
+            outcomes.append(outcome)
     return outcomes
 
 
-def deliver_one(
-    message: Message, provider: BaseProvider, recorder: Recorder
-) -> Message | ProviderError:
+def prepare(message: Message, provider: BaseProvider) -> None:
+    with suppress(Exception):  # what prepare() raises, send() meets and reports
+        provider.prepare(message)
+
+
+def attempt(message: Message, provider: BaseProvider) -> Answer:
+    """One provider call (no database): the outcome's fields and result."""
     try:
         answer = provider.send(message)
     except Exception as exc:
-        error = ProviderError.of(exc, provider.name, message)
-        text = "; ".join(error.failures) if error.failures else error.description
-        record(message, recorder, provider=error.provider, status=MessageStatus.FAILED, error=text)
-        return error
+        return failure(ProviderError.of(exc, provider.name, message))
     receipt = answer if isinstance(answer, Receipt) else Receipt(str(answer or ""), provider.name)
-    record(
-        message,
-        recorder,
-        provider=receipt.provider,
-        status=MessageStatus.SENT,
-        provider_message_id=receipt.message_id,
-        sent_at=timezone.now(),
-        error=f"{'; '.join(receipt.failures)}; sent by {receipt.provider}"
+    fields = {
+        "provider": receipt.provider,
+        "status": MessageStatus.SENT,
+        "provider_message_id": receipt.message_id,
+        "sent_at": timezone.now(),
+        "error": f"{'; '.join(receipt.failures)}; sent by {receipt.provider}"
         if receipt.failures
         else "",
-    )
-    if message_sent.receivers:
-        recorder.settle()  # receivers may query the connection
-    fire(message_sent, message=message)
-    return message
+    }
+    return fields, message
 
 
-def record(message: Message, recorder: Recorder, **fields: Any) -> None:
+def failure(error: ProviderError) -> Answer:
+    text = "; ".join(error.failures) if error.failures else error.description
+    return {"provider": error.provider, "status": MessageStatus.FAILED, "error": text}, error
+
+
+def record(message: Message, recorder: Recorder, fields: dict[str, Any]) -> None:
+    recorder.write(message, stamp(message, fields))
+
+
+def stamp(message: Message, fields: dict[str, Any]) -> dict[str, Any]:
+    """Set the outcome's fields (and ``updated_at``) on the message; return them."""
     fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(message, name, value)
-    recorder.write(message, fields)
+    return fields
+
+
+def notify(message: Message, recorder: Recorder) -> None:
+    if message_sent.receivers:
+        recorder.settle()  # receivers may query the connection
+    fire(message_sent, message=message)

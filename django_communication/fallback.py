@@ -11,6 +11,7 @@ error. A fallback that cannot be built (unknown, wrong channel) counts as a retr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from .conf import comm_settings
 from .exceptions import ConfigurationError, ProviderConfigurationError, ProviderError
 from .providers.base import BaseProvider, Receipt
-from .providers.registry import provider_for_channel
+from .providers.registry import provider_class, provider_for_channel
 from .ratelimit import pacer
 
 if TYPE_CHECKING:
@@ -35,24 +36,34 @@ def with_fallback(provider: BaseProvider, channel: str) -> BaseProvider:
 
 class FallbackProvider(BaseProvider):
     """``primary``, then the providers ``names`` (built, opened and rate-limited when first
-    needed) for each message the one before failed retryably. Its ``name`` is the primary's."""
+    needed) for each message the one before failed retryably. Its ``name`` is the primary's;
+    it is thread-safe when every provider of the chain is (each lane has its own sessions)."""
 
     def __init__(self, primary: BaseProvider, channel: str, names: Sequence[str]) -> None:
         super().__init__(primary.config)
         self.primary, self.channel, self.names = primary, channel, list(names)
         self.name = primary.name
-        self._stack: ExitStack | None = None
-        self._opened: set[str] = set()
+        self._local = threading.local()
+
+    @property
+    def thread_safe(self) -> bool:  # type: ignore[override]
+        def safe(name: str) -> bool:
+            try:
+                return provider_class(name).thread_safe
+            except ConfigurationError:
+                return True  # never built: each message records the error
+
+        return self.primary.thread_safe and all(safe(name) for name in self.names)
 
     @contextmanager
     def session(self) -> Iterator[None]:
         with ExitStack() as stack:
             stack.enter_context(self.primary.session())
-            self._stack, self._opened = stack, set()
+            self._local.stack, self._local.opened = stack, set()
             try:
                 yield
             finally:
-                self._stack = None
+                self._local.stack = None
 
     def prepare(self, message: Message) -> None:
         self.primary.prepare(message)
@@ -90,9 +101,10 @@ class FallbackProvider(BaseProvider):
         """The fallback ``name``, its session opened for the rest of this one, its send slot
         (RATE_LIMITS) taken."""
         provider = provider_for_channel(self.channel, name)
-        if self._stack is not None and name not in self._opened:
-            self._stack.enter_context(provider.session())
-            self._opened.add(name)
+        stack = getattr(self._local, "stack", None)
+        if stack is not None and name not in self._local.opened:
+            stack.enter_context(provider.session())
+            self._local.opened.add(name)
         pace = pacer(name)
         if pace is not None:
             pace()

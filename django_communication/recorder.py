@@ -7,6 +7,9 @@ any transaction) the write is pipelined: ``write()`` sends the UPDATE and return
 ``settle()`` waits for its commit. deliver() settles before the next provider call — the window
 stays one message wide — and prepares the next message during the round trip.
 
+Delivery lanes (lanes.py) write the outcomes that arrived together with ``write_many()``: one
+transaction, one ``executemany()`` per column set (psycopg 3 pipelines it), one commit.
+
 Pipelined writes bypass Django's cursor, so ``connection.execute_wrapper()`` and
 ``connection.queries`` do not see them; ``Recorder.pipelined`` counts them.
 
@@ -22,7 +25,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from django.db import Error, OperationalError, connections, router
+from django.db import Error, OperationalError, connections, router, transaction
 
 from .models import Message
 
@@ -60,12 +63,7 @@ class Recorder:
             raise
 
     def _write(self, message: Message, fields: dict[str, Any]) -> None:
-        meta, connection = Message._meta, self.connection
-        params = [
-            meta.get_field(name).get_db_prep_save(value, connection)
-            for name, value in fields.items()
-        ]
-        params.append(meta.pk.get_db_prep_value(message.pk, connection))
+        params = self.params(message, fields)
         if self.pgconn is not None:
             values = [as_text(value) for value in params]
             if all(value is not False for value in values):
@@ -76,8 +74,39 @@ class Recorder:
                 Recorder.pipelined += 1
                 return
         self.settle()
-        with connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             cursor.execute(self.sql(tuple(fields), "%s"), params)
+
+    def write_many(self, writes: list[tuple[Message, dict[str, Any]]]) -> None:
+        """write() for each (message, fields), committed together. If the database does not
+        take them, they are all kept (``unwritten``) and the error raised."""
+        if len(writes) == 1:
+            self.write(*writes[0])
+            return
+        try:
+            self.settle()
+        except Error:
+            Recorder.unwritten.update((message.pk, (message, fields)) for message, fields in writes)
+            raise
+        try:
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            for message, fields in writes:
+                groups.setdefault(tuple(fields), []).append(self.params(message, fields))
+            with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
+                for columns, rows in groups.items():
+                    cursor.executemany(self.sql(columns, "%s"), rows)
+        except Error:
+            Recorder.unwritten.update((message.pk, (message, fields)) for message, fields in writes)
+            raise
+
+    def params(self, message: Message, fields: dict[str, Any]) -> list[Any]:
+        meta, connection = Message._meta, self.connection
+        params = [
+            meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in fields.items()
+        ]
+        params.append(meta.pk.get_db_prep_value(message.pk, connection))
+        return params
 
     def settle(self) -> None:
         """Wait until the pipelined write, if any, is committed; raise OperationalError if not

@@ -11,9 +11,10 @@ from typing import Any
 from django.db import models, router, transaction
 
 from .composing import Composed, SendRequest, compose
+from .conf import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .deferral import NOW, deferring, registered_deferrer
 from .delivery import deliver
-from .exceptions import CommunicationError
+from .exceptions import CommunicationError, InvalidArgumentError
 from .fallback import with_fallback
 from .models import Message
 
@@ -69,7 +70,9 @@ def send(
 
 
 def send_many(
-    requests: Sequence[SendRequest], in_transaction: str | None = None
+    requests: Sequence[SendRequest],
+    in_transaction: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Message | CommunicationError]:
     """send() for many messages at once, with the same guarantees and fewer statements.
 
@@ -78,8 +81,16 @@ def send_many(
     with the same idempotency keys, one finds suppressed and opted-out addresses (none while
     nothing is blocked; those messages are written ``suppressed`` and get a
     RecipientSuppressedError), one INSERT writes the pending rows (committed before any provider
-    call), one UPDATE per outcome records the results. Inside a transaction, as send().
+    call). Then up to ``concurrency`` provider calls are in flight at once (delivery lanes:
+    threads; 1 sends one at a time), and the outcomes that arrive together are written in one
+    transaction. If the process dies, at most 2 x ``concurrency`` messages (one with
+    ``concurrency=1``) may have been accepted by the provider without their outcome recorded.
+    Inside a transaction, as send().
     """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgumentError(
+            f"concurrency must be between 1 and {MAX_CONCURRENCY}, not {concurrency!r}."
+        )
     using = router.db_for_write(Message)
     defer = deferring(in_transaction, using)
     batch = compose(requests, keyed=defer)
@@ -88,15 +99,15 @@ def send_many(
         if waiting:
             (registered_deferrer() or defer_on_commit)(waiting, using)
     else:
-        deliver_batch(batch)
+        deliver_batch(batch, concurrency)
     batch.share_repeats()
     return batch.results
 
 
-def deliver_batch(batch: Composed) -> None:
+def deliver_batch(batch: Composed, concurrency: int = DEFAULT_CONCURRENCY) -> None:
     for channel, items in batch.pending.items():
         provider = with_fallback(batch.providers[channel], channel)
-        outcomes = deliver([message for _, message in items], provider)
+        outcomes = deliver([message for _, message in items], provider, concurrency)
         for (position, _), outcome in zip(items, outcomes, strict=True):
             batch.results[position] = outcome
 

@@ -12,6 +12,7 @@ outbox.E008  a numeric setting is out of range, or a flag is not a bool
 outbox.E009  HEALTH_TOKEN is not None or a string of at least 32 characters without spaces
 outbox.E010  HEALTH_LAGGING_STATUS is not 200 or 503
 outbox.E011  django-q2's broker cannot work (a package it needs is missing, an unknown ORM alias)
+outbox.E013  CONCURRENCY is not a whole number from 1 to 64
 outbox.W001  WAKE_ON_COMMIT is on but django_q is not in INSTALLED_APPS: nothing to wake
 
 Checks that read the database (a drain schedule, templates for the rules) are in
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning
 
 from django_communication.choices import Channel, MessageType
+from django_communication.conf import MAX_CONCURRENCY
 
 from .conf import DEFAULTS, DEFERRED_SEND, RULE_KEYS, Rule, outbox_settings
 
@@ -59,6 +61,7 @@ def check_outbox_settings(app_configs=None, **kwargs) -> list:
     errors += check_rules(value.get("RULES", {}))
     errors += check_numbers({**DEFAULTS, **value})
     errors += check_health({**DEFAULTS, **value})
+    errors += check_concurrency(value.get("CONCURRENCY", DEFAULTS["CONCURRENCY"]))
     wake_on_commit = value.get("WAKE_ON_COMMIT", DEFAULTS["WAKE_ON_COMMIT"])
     if wake_on_commit is not False and not apps.is_installed("django_q"):
         errors.append(
@@ -241,6 +244,19 @@ def check_numbers(values: dict) -> list:
                 )
             )
     return errors
+
+
+def check_concurrency(value: Any) -> list:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CONCURRENCY:
+        return []
+    return [
+        Error(
+            f"OUTBOX['CONCURRENCY'] must be a whole number from 1 to {MAX_CONCURRENCY}, "
+            f"got {value!r}.",
+            hint="The provider calls one relay keeps in flight; 1 sends one at a time.",
+            id="outbox.E013",
+        )
+    ]
 
 
 #: The shortest HEALTH_TOKEN accepted: ``secrets.token_urlsafe(32)`` gives 43 characters.

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
+from django_communication.conf import DEFAULT_CONCURRENCY
+
 DEFAULTS: dict[str, Any] = {
     "RULES": {},
     "MAX_ATTEMPTS": 8,
@@ -14,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "BACKOFF_MAX_SECONDS": 3600.0,
     "LEASE_SECONDS": 30.0,
     "BATCH_SIZE": 500,
+    "CONCURRENCY": DEFAULT_CONCURRENCY,
     "RETENTION_DAYS": 7.0,
     "WAKE_ON_COMMIT": True,
     "WAKE_INTERVAL_SECONDS": 0.2,
@@ -85,6 +88,10 @@ class OutboxSettings:
     @property
     def batch_size(self) -> int:
         return int(self.get("BATCH_SIZE"))
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.get("CONCURRENCY"))
 
     @property
     def retention_days(self) -> float:

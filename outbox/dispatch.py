@@ -1,5 +1,5 @@
-"""Sending: a batch's planned messages go to ``send_many()`` at once; each result is recorded
-on its event's outcome."""
+"""Sending: a batch's planned messages go to ``send_many()`` at once, in OUTBOX["CONCURRENCY"]
+delivery lanes; each result is recorded on its event's outcome."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from .reconnect import CONNECTION_ERRORS
 logger = logging.getLogger("outbox")
 
 
-def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> int:
-    """Send every planned request; note each message's provider and failure on its outcome.
-    Returns how many messages a provider accepted now (not those an earlier attempt sent,
-    which send_many() hands back)."""
+def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]], concurrency: int = 1) -> int:
+    """Send every planned request, up to ``concurrency`` provider calls in flight; note each
+    message's provider and failure on its outcome. Returns how many messages a provider
+    accepted now (not those an earlier attempt sent, which send_many() hands back)."""
     started = timezone.now()
-    results = send_isolated([request for _, _, request in planned])
+    results = send_isolated([request for _, _, request in planned], concurrency)
     sent = 0
     for (outcome, rule, _), result in zip(planned, results, strict=True):
         provider = getattr(result, "provider", "")  # a Message or a ProviderError has one
@@ -39,13 +39,13 @@ def dispatch(planned: list[tuple[EventOutcome, Rule, SendRequest]]) -> int:
     return sent
 
 
-def send_isolated(requests: list[SendRequest]) -> list[object]:
+def send_isolated(requests: list[SendRequest], concurrency: int = 1) -> list[object]:
     """send_many() for the batch, at once (never deferred: the claim has committed); if
     something other than a CommunicationError escapes it (a bug in a resolver...), each request
     again on its own, so only its event pays. A lost database connection is not a message's
     fault: it stops the batch (the relay reconnects)."""
     try:
-        return send_many(requests, in_transaction=NOW)
+        return send_many(requests, in_transaction=NOW, concurrency=concurrency)
     except CONNECTION_ERRORS:
         raise
     except Exception:

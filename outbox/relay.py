@@ -2,11 +2,11 @@
 
 claim (one short transaction, committed before any I/O) → plan (load recipients and related
 objects, one query per content type; one SendRequest per rule with a deterministic idempotency
-key) → dispatch (``send_many()``, a part of the batch at a time) → finalize (UPDATEs guarded by
-the claim token, so a relay whose lease ran out changes nothing). While a batch is worked on,
-its lease is renewed (lease.heartbeat); when a stop is requested between two parts, the events
-not started are released at once. A lost database connection interrupts the batch: reconnect.py
-settles it after the reconnect.
+key) → dispatch (``send_many()``, a part of the batch at a time, OUTBOX["CONCURRENCY"] provider
+calls in flight) → finalize (UPDATEs guarded by the claim token, so a relay whose lease ran out
+changes nothing). While a batch is worked on, its lease is renewed (lease.heartbeat); when a
+stop is requested between two parts, the events not started are released at once. A lost
+database connection interrupts the batch: reconnect.py settles it after the reconnect.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ def drain(
     progress: Callable[[DrainSummary], None] | None = None,
     stop: Stop = NEVER,
     summary: DrainSummary | None = None,
+    concurrency: int | None = None,
 ) -> DrainSummary:
     """Dispatch due events batch by batch until none is due, ``limit`` were processed, or a
-    stop is requested. Counts into ``summary`` if given: what a drain that a lost connection
-    interrupted did is not lost with it."""
+    stop is requested, up to ``concurrency`` (default OUTBOX["CONCURRENCY"]) provider calls in
+    flight. Counts into ``summary`` if given: what a drain that a lost connection interrupted
+    did is not lost with it."""
     summary = DrainSummary() if summary is None else summary
+    concurrency = concurrency or outbox_settings.concurrency
     batch_size = lease_safe_batch_size(batch_size or outbox_settings.batch_size)
     with relaxed_commits():
         while (limit is None or summary.processed < limit) and not stop.requested:
@@ -60,7 +63,7 @@ def drain(
                 if logger.isEnabledFor(logging.DEBUG):
                     for event in events:
                         log_event(logging.DEBUG, "claimed", str(token), event)
-                summary.add(process_batch(token, events, stop))
+                summary.add(process_batch(token, events, stop, concurrency))
             except Error:
                 interrupted.add(token)  # released after the reconnect (reconnect.settle)
                 raise
@@ -80,7 +83,9 @@ def lease_safe_batch_size(requested: int) -> int:
     return max(1, min(requested, fits))
 
 
-def process_batch(token: uuid.UUID, events: list[OutboxEvent], stop: Stop = NEVER) -> DrainSummary:
+def process_batch(
+    token: uuid.UUID, events: list[OutboxEvent], stop: Stop = NEVER, concurrency: int = 1
+) -> DrainSummary:
     """Plan, send and finalize one claimed batch, renewing its lease meanwhile; on a stop
     request, finish the part in progress and release the events not started."""
     outcomes = [EventOutcome(event) for event in events]
@@ -92,7 +97,7 @@ def process_batch(token: uuid.UUID, events: list[OutboxEvent], stop: Stop = NEVE
             if stop.requested:
                 unstarted = unique(outcome for outcome, _, _ in planned[start:])
                 break
-            sent += dispatch(planned[start:end])
+            sent += dispatch(planned[start:end], concurrency)
         skipped = {id(outcome) for outcome in unstarted}
         summary = finalize(token, [o for o in outcomes if id(o) not in skipped])
         summary.sent = sent

@@ -8,6 +8,7 @@ per call to a file, so that calls made by several relay processes can be counted
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ TEST_PROVIDERS = {
     "filelog": "tests.providers.FileLogProvider",
     "failing": "tests.providers.FailingProvider",
     "email-only": "tests.providers.EmailOnlyProvider",
+    "lanes": "tests.providers.LaneProvider",
 }
 
 #: FileLogProvider appends "<idempotency key> <pid>" lines to this file.
@@ -68,6 +70,8 @@ class ScriptedProvider(BaseProvider):
 
     name = "scripted"
     channels = frozenset(Channel.values)
+    #: Reads the database in send() and fails in call order: one message at a time.
+    thread_safe = False
     calls: list[Call] = []
     fail: dict[str, Exception] = {}
     fail_with: list[Exception | None] = []
@@ -127,6 +131,8 @@ class EmailOnlyProvider(EmailProvider):
 class FileLogProvider(BaseProvider):
     name = "filelog"
     channels = frozenset({Channel.EMAIL, Channel.SMS})
+    #: Counts its calls to block after the first N: one at a time.
+    thread_safe = False
     sent_here = 0
 
     def send(self, message: Message) -> str:
@@ -151,3 +157,50 @@ def read_log(path) -> list[tuple[str, int]]:
         return []
     with open(path) as log:
         return [(key, int(pid)) for key, pid in (line.split() for line in log if line.strip())]
+
+
+class LaneProvider(BaseProvider):
+    """Thread-safe; records which thread sent what, the sessions opened and the most calls in
+    flight at once. With ``meet`` set to N, each call waits (up to 10 s) until N calls are in
+    flight together: calls made one at a time fail instead of passing slowly. ``fail`` is the
+    set of addresses to refuse (retryable)."""
+
+    name = "lanes"
+    channels = frozenset({Channel.EMAIL, Channel.SMS})
+    lock = threading.Lock()
+    meet: threading.Barrier | None = None
+    fail: frozenset[str] = frozenset()
+    calls: list[tuple[str, str]] = []  # (address, thread name)
+    sessions: list[str] = []
+    in_flight = most_in_flight = 0
+    #: Called at the start of each send (in the lane's thread).
+    on_send = None
+
+    @classmethod
+    def reset(cls, meet: int = 0, fail: frozenset[str] = frozenset()) -> None:
+        cls.meet = threading.Barrier(meet, timeout=10) if meet else None
+        cls.fail, cls.calls, cls.sessions = fail, [], []
+        cls.in_flight = cls.most_in_flight = 0
+        cls.on_send = None
+
+    def session(self):
+        type(self).sessions.append(threading.current_thread().name)
+        return super().session()
+
+    def send(self, message: Message) -> str:
+        cls = type(self)
+        if cls.on_send is not None:
+            cls.on_send(message)
+        with cls.lock:
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+            cls.calls.append((message.to_address, threading.current_thread().name))
+        try:
+            if cls.meet is not None:
+                cls.meet.wait()
+            if message.to_address in cls.fail:
+                raise ProviderError("refused", retryable=True)
+            return f"lane-{message.pk}"
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1

@@ -9,12 +9,17 @@ Fixtures:
     instance metadata. ``moto_server.stop()`` simulates an outage (connections are refused),
     ``moto_server.start()`` brings it back on the same port with moto's state intact.
     ``moto_server.fail_with(503, "ServiceUnavailable")`` makes it answer every AWS call with that
-    error until ``clear_fault()``. ``moto_server.requests`` lists what arrived on the wire.
+    error until ``clear_fault()``. ``moto_server.requests`` lists what arrived on the wire;
+    ``moto_server.most_in_flight`` is the most AWS calls it was serving at once, and
+    ``moto_server.hold_until_in_flight(n)`` makes the calls wait (up to 3 s, under botocore's
+    read timeout) until n are in flight together, once: calls made one at a time stay at 1.
 
 ``smtp_server``
     A running :class:`SmtpServer` (aiosmtpd) with no received mail: ``.messages`` holds what it
     accepted, ``.refuse_recipients(code)`` / ``.refuse_data(code)`` make it answer RCPT / DATA with
-    that code, ``.stop()`` / ``.start()`` as above. ``smtp_settings`` also points Django's SMTP
+    that code, ``.data_delay`` (seconds) delays each DATA answer like a round trip (other
+    sessions go on meanwhile; ``.data_in_progress`` counts the DATA not answered yet),
+    ``.stop()`` / ``.start()`` as above. ``smtp_settings`` also points Django's SMTP
     EmailBackend at it.
 
 Both servers are started once per test session and reset for every test.
@@ -22,6 +27,7 @@ Both servers are started once per test session and reset for every test.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import io
@@ -96,6 +102,9 @@ class MotoServer:
         self.port = port
         self.requests: list[RecordedRequest] = []
         self.fault: tuple[int, str, str] | None = None
+        self._serving = threading.Condition()
+        self.in_flight = self.most_in_flight = 0
+        self.hold_for = 0
         self._app = DomainDispatcherApplication(create_backend_app)
         self._server = None
         self._thread: threading.Thread | None = None
@@ -134,6 +143,14 @@ class MotoServer:
             assert response.status == 200
         self.requests.clear()
         self.fault = None
+        with self._serving:
+            self.most_in_flight = self.in_flight
+            self.hold_for = 0
+
+    def hold_until_in_flight(self, count: int) -> None:
+        """Hold the next AWS calls (up to 3 s each) until ``count`` are in flight at once."""
+        with self._serving:
+            self.hold_for = count
 
     def fail_with(self, status: int, code: str, message: str = "injected by the test") -> None:
         """Answer every AWS call with this error (in the service's protocol) until cleared."""
@@ -187,7 +204,18 @@ class MotoServer:
         self.requests.append(RecordedRequest(environ["REQUEST_METHOD"], path, headers, body))
         if self.fault is not None:
             return self._fault_response(path, headers, start_response)
-        return self._app(environ, start_response)
+        with self._serving:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self._serving.notify_all()
+            if self.hold_for:
+                self._serving.wait_for(lambda: self.in_flight >= self.hold_for, timeout=3)
+                self.hold_for = 0  # met (or not): the rest of the calls go at once
+        try:
+            return self._app(environ, start_response)
+        finally:
+            with self._serving:
+                self.in_flight -= 1
 
     def _fault_response(self, path: str, headers: dict[str, str], start_response: Any) -> Any:
         status, code, message = self.fault
@@ -268,6 +296,15 @@ class _RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.server.data_in_progress += 1
+        try:
+            return await self.answer_data(envelope)
+        finally:
+            self.server.data_in_progress -= 1
+
+    async def answer_data(self, envelope):
+        if self.server.data_delay:
+            await asyncio.sleep(self.server.data_delay)
         if self.server.data_reply:
             return self.server.data_reply
         content = envelope.original_content or envelope.content
@@ -298,6 +335,9 @@ class SmtpServer:
         self.messages: list[ReceivedMail] = []
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
+        self.data_delay = 0.0
+        #: DATA commands received and not answered yet.
+        self.data_in_progress = 0
         self._controller: Controller | None = None
 
     @property
@@ -318,6 +358,7 @@ class SmtpServer:
     def reset(self) -> None:
         self.messages.clear()
         self.rcpt_reply = self.data_reply = None
+        self.data_delay = 0.0
 
     def refuse_recipients(self, code: int) -> None:
         """Answer every RCPT TO with this code (550: permanent, 451: temporary)."""

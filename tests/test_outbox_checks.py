@@ -91,6 +91,11 @@ def test_defaults_and_a_full_valid_configuration_pass():
         ({"BACKOFF_SECONDS": -0.5}, ["outbox.E008"]),
         ({"RETENTION_DAYS": None}, ["outbox.E008"]),
         ({"WAKE_INTERVAL_SECONDS": -1, "BACKOFF_MAX_SECONDS": "1h"}, ["outbox.E008"] * 2),
+        # E013: CONCURRENCY not a whole number from 1 to 64
+        ({"CONCURRENCY": 0}, ["outbox.E013"]),
+        ({"CONCURRENCY": 65}, ["outbox.E013"]),
+        ({"CONCURRENCY": 4.0}, ["outbox.E013"]),
+        ({"CONCURRENCY": True}, ["outbox.E013"]),
     ],
 )
 def test_malformed_settings_have_their_own_id(outbox, expected):

@@ -49,20 +49,32 @@ def sent_keys() -> list[str]:
     return sorted(m.idempotency_key for m in memory.messages)
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
 def test_an_outcome_lost_with_the_connection_is_written_after_the_reconnect_not_resent(
-    fault_outbox, customer, monkeypatch
+    fault_outbox, customer, monkeypatch, concurrency
 ):
+    """One lane (one outcome written at a time) and 8 lanes (where the third call is still in
+    its lane when the write fails: its outcome, answered afterwards, is kept too)."""
+    fault_outbox["CONCURRENCY"] = concurrency
     events = [emit("fault.one", to=customer, context={"n": n}) for n in range(3)]
-    real_write = Recorder._write
-    calls = []
+    real_params, real_send = Recorder.params, memory.MemoryProvider.send
+    calls, sends, lost = [], [], threading.Event()
 
-    def write_then_lose_the_connection(self, message, fields):
+    def lose_the_connection_at_the_second_outcome(self, message, fields):
         calls.append(message.pk)
         if len(calls) == 2:  # the second message was sent; the database is gone
+            lost.set()
             raise OperationalError("server closed the connection unexpectedly")
-        real_write(self, message, fields)
+        return real_params(self, message, fields)
 
-    monkeypatch.setattr(Recorder, "_write", write_then_lose_the_connection)
+    def third_call_answers_after_the_loss(self, message):
+        sends.append(message.pk)
+        if len(sends) == 3:
+            assert lost.wait(10)
+        return real_send(self, message)
+
+    monkeypatch.setattr(Recorder, "params", lose_the_connection_at_the_second_outcome)
+    monkeypatch.setattr(memory.MemoryProvider, "send", third_call_answers_after_the_loss)
     # The connection is not really broken here (the test's transaction lives on it): closing it
     # is the process tests' part (test_outbox_process_faults).
     closed = []
@@ -105,8 +117,8 @@ def test_a_stop_between_parts_releases_the_events_not_started(fault_outbox, cust
     stop = Stop()
     real_dispatch = relay.dispatch
 
-    def dispatch_then_sigterm(planned):
-        sent = real_dispatch(planned)
+    def dispatch_then_sigterm(planned, concurrency):
+        sent = real_dispatch(planned, concurrency)
         stop.signalled = True  # SIGTERM while the first part was being sent
         return sent
 
@@ -214,8 +226,8 @@ def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
     monkeypatch.setattr(relay, "PART_MESSAGES", 1)
     real_dispatch = relay.dispatch
 
-    def dispatch_past_the_budget(planned):
-        sent = real_dispatch(planned)
+    def dispatch_past_the_budget(planned, concurrency):
+        sent = real_dispatch(planned, concurrency)
         clock[0] += 30  # the first part took the task's whole budget
         return sent
 

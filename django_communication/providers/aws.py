@@ -20,13 +20,17 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from ..conf import MAX_CONCURRENCY
 from ..exceptions import ProviderConfigurationError, ProviderError
 
-#: Fail fast during an outage: short timeouts and one retry; the outbox retries later.
+#: Fail fast during an outage: short timeouts and one retry; the outbox retries later. The
+#: client is shared by every delivery lane: its pool holds a connection for each of the most
+#: lanes a batch may have, or botocore would queue their calls.
 CLIENT_CONFIG = Config(
     connect_timeout=3,
     read_timeout=5,
     retries={"mode": "standard", "total_max_attempts": 2},
+    max_pool_connections=MAX_CONCURRENCY,
 )
 
 #: Error codes that mean "not now" although AWS may answer them with a 4xx status.

@@ -20,6 +20,14 @@ replaces the instance. A provider may also define ``prepare(message)``: the side
 part of sending (building the request), which the relay runs while the previous outcome is
 being written.
 
+Concurrency: ``send_many()`` and the outbox relay run a batch in lanes (threads), each lane
+entering ``session()`` once and then calling ``prepare(message)`` and ``send(message)`` for one
+message at a time, in the lane's thread; several lanes call ``send()`` on the one instance at
+once. What a session opens belongs to its lane (keep it in a ``threading.local``). A provider
+whose ``send()`` cannot run in several threads at once sets ``thread_safe = False``: its
+batches then go one message at a time, in the calling thread. ``close()`` is never called
+while a batch runs on the instance in this process.
+
 Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email,
 and identify it by ``stable_message_id(message)``: the same on every attempt at the message, so
 a receiving server can tell a resend from a new message.
@@ -52,6 +60,8 @@ class Receipt:
 class BaseProvider:
     name: str = ""
     channels: ClassVar[frozenset[str]] = frozenset()
+    #: Whether several lanes (threads) may call send() on this instance at once.
+    thread_safe: ClassVar[bool] = True
 
     def __init__(self, config: CommunicationSettings) -> None:
         self.config = config
@@ -65,7 +75,8 @@ class BaseProvider:
         same thread. What it raises is ignored: send() meets it again and reports it."""
 
     def session(self) -> AbstractContextManager[object]:
-        """Held around each batch of sends: open a connection once for many messages here."""
+        """Held around each batch of sends (around each lane's share of it, in the lane's
+        thread): open a connection once for many messages here."""
         return nullcontext()
 
     def close(self) -> None:

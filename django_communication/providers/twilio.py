@@ -96,6 +96,9 @@ def webhook_url(name: str, *args: Any) -> str | None:
 class TwilioProvider(BaseProvider):
     name = "twilio"
     channels = frozenset({Channel.SMS, Channel.VOICE})
+    #: One requests Session, and TwilioHttpClient keeps each request and response on itself:
+    #: its batches go one message at a time.
+    thread_safe = False
 
     def __init__(self, config: CommunicationSettings) -> None:
         super().__init__(config)

@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from django_communication.conf import MAX_CONCURRENCY
 from outbox.outcomes import DrainSummary
 from outbox.reconnect import CONNECTION_ERRORS, resilient
 from outbox.relay import drain
@@ -21,6 +22,12 @@ class Command(BaseCommand):
             help="Events claimed per batch (default OUTBOX['BATCH_SIZE']).",
         )
         parser.add_argument("--limit", type=int, help="Stop after processing this many events.")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            help=f"Provider calls in flight, 1 to {MAX_CONCURRENCY} "
+            "(default OUTBOX['CONCURRENCY']).",
+        )
         parser.add_argument(
             "--loop",
             action="store_true",
@@ -49,16 +56,32 @@ class Command(BaseCommand):
                 + " A reconnect cannot fix this: check DATABASES and run `manage.py migrate`."
             ) from exc
 
-    def relay(self, batch_size=None, limit=None, loop=False, interval=1.0, **options):
+    def relay(
+        self,
+        batch_size=None,
+        limit=None,
+        loop=False,
+        interval=1.0,
+        concurrency=None,
+        **options,
+    ):
         for name, value in (("--batch-size", batch_size), ("--limit", limit)):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1.")
+        if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise CommandError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}.")
         if interval <= 0:
             raise CommandError("--interval must be greater than 0.")
         progress = self.progress_bar if self.stdout.isatty() else None
         with Stop().on_signals() as stop:
             if not loop:
-                summary = drain(batch_size=batch_size, limit=limit, progress=progress, stop=stop)
+                summary = drain(
+                    batch_size=batch_size,
+                    limit=limit,
+                    progress=progress,
+                    stop=stop,
+                    concurrency=concurrency,
+                )
                 self.report(summary)
                 return
             total = DrainSummary()
@@ -66,7 +89,12 @@ class Command(BaseCommand):
                 summary = DrainSummary()
                 resilient(
                     lambda summary=summary: drain(
-                        batch_size, limit, progress, stop=stop, summary=summary
+                        batch_size,
+                        limit,
+                        progress,
+                        stop=stop,
+                        summary=summary,
+                        concurrency=concurrency,
                     ),
                     stop,
                 )
