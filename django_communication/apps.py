@@ -10,14 +10,21 @@ class CommunicationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import cache, twilio_checks
+        from . import cache, template_checks, twilio_checks
         from . import checks as our_checks
-        from .models import CommunicationSettings, MessageTemplate, OptOut, Suppression
+        from .models import (
+            CommunicationSettings,
+            MessageTemplate,
+            MessageTemplateVariant,
+            OptOut,
+            Suppression,
+        )
 
         checks.register(our_checks.check_settings)
         checks.register(our_checks.check_stored_secrets)
         checks.register(our_checks.check_urls, checks.Tags.urls)
         checks.register(twilio_checks.check_twilio)
+        checks.register(template_checks.check_template_variants, checks.Tags.database)
 
         def forget_settings(**kwargs):
             cache.settings_cache.clear()
@@ -36,5 +43,6 @@ class CommunicationConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(forget_settings, sender=CommunicationSettings, weak=False)
             signal.connect(forget_template, sender=MessageTemplate, weak=False)
+            signal.connect(forget_template, sender=MessageTemplateVariant, weak=False)
             signal.connect(forget_blocks, sender=Suppression, weak=False)
             signal.connect(forget_blocks, sender=OptOut, weak=False)

@@ -19,6 +19,7 @@ communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
                     UNSUBSCRIBE_LEGACY_TOKENS is not True or False
 communication.E015  STRICT_TEMPLATES is not a bool
 communication.E016  IN_TRANSACTION is not "defer", "now" or "raise"
+communication.E016  LANGUAGE_RESOLVER is not importable or not callable
 communication.W001  AWS secret keys or the Twilio auth token are stored in the database while
                     DEBUG is off
 communication.W002  IN_TRANSACTION is "now" while a database has ATOMIC_REQUESTS on
@@ -64,6 +65,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
         comm_settings.get("INBOUND_SENDER_RESOLVER"),
         "INBOUND_SENDER_RESOLVER",
         "communication.E009",
+    )
+    errors += check_resolver(
+        comm_settings.get("LANGUAGE_RESOLVER"), "LANGUAGE_RESOLVER", "communication.E016"
     )
     errors += check_providers(comm_settings.get("PROVIDERS"))
     errors += check_phone_region(comm_settings.get("DEFAULT_PHONE_REGION"))

@@ -1,5 +1,6 @@
-"""Composing messages: route → resolve the recipient → render → check idempotency and the
-suppression list → save, committed before any provider sees them (delivery.py)."""
+"""Composing messages: route → resolve the recipient and the language → render in that language
+→ check idempotency and the suppression list → save, committed before any provider sees them
+(delivery.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from .cache import settings_row
 from .choices import FINAL_STATUSES, Channel, Direction, MessageStatus
@@ -20,6 +21,7 @@ from .exceptions import (
     TemplateRenderError,
 )
 from .idempotency import insert_or_fetch
+from .languages import message_language
 from .models import Message
 from .optout import unsubscribe_headers, unsubscribe_url
 from .providers.base import BaseProvider
@@ -48,6 +50,7 @@ class SendRequest:
     related_object: models.Model | None = None
     message_type: str | None = None
     idempotency_key: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -161,6 +164,7 @@ def build_message(request: SendRequest) -> Message:
         message_type = template.row.message_type
     channel = choose_channel(request.channel, message_type)
     address = resolve_address(to, channel)
+    language = message_language(request.language, to)
     config = settings_row()
     message = Message(
         channel=channel,
@@ -168,6 +172,7 @@ def build_message(request: SendRequest) -> Message:
         to_address=address,
         template=template.row if template else None,
         idempotency_key=request.idempotency_key or None,
+        language=language,
         from_address=sender_for(channel, config),
     )
     full_context = {"recipient": to, **(context or {})}
@@ -175,7 +180,9 @@ def build_message(request: SendRequest) -> Message:
     if url and "unsubscribe_url" not in full_context:
         full_context["unsubscribe_url"] = url
     message.extra_headers = headers_for(message, url)
-    fill_content(message, template, full_context, request)
+    variant = template.for_language(language, channel) if template else None
+    with translation.override(language):
+        fill_content(message, variant, full_context, request)
     link(message, "recipient", to if is_saved(to) else None)
     if related_object is not None:
         if not is_saved(related_object):
@@ -235,7 +242,7 @@ def fill_content(
         if message.channel == Channel.VOICE and template is not None and body_text is None:
             message.choices = dict(template.row.voice_choices or {})
     if missing:
-        what = f"template {template.row.key!r}" if template else "this ad-hoc message"
+        what = f"template {template.name!r}" if template else "this ad-hoc message"
         error = TemplateRenderError if template else InvalidArgumentError
         raise error(f"The {message.channel} from {what} has an empty {' and '.join(missing)}.")
 

@@ -25,6 +25,7 @@ MAX_CONCURRENCY = 64
 DEFAULTS: dict[str, Any] = {
     "ROUTING": {},
     "RECIPIENT_RESOLVER": None,
+    "LANGUAGE_RESOLVER": None,
     "PROVIDERS": {},
     "DEFAULT_PHONE_REGION": None,
     "CACHE_SECONDS": 60,
@@ -83,6 +84,11 @@ class CommunicationConf:
     @property
     def recipient_resolver(self) -> Callable[[Any, str], str | None] | None:
         return self._callable("RECIPIENT_RESOLVER")
+
+    @property
+    def language_resolver(self) -> Callable[[Any], str | None] | None:
+        """``(to) -> language code or None``: the recipient's language (languages.py)."""
+        return self._callable("LANGUAGE_RESOLVER")
 
     @property
     def inbound_sender_resolver(self) -> Callable[[str, str], Any] | None:

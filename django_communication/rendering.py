@@ -1,7 +1,8 @@
 """Templates from the database, compiled once and rendered with Django's engine.
 
 HTML fields are autoescaped; subjects, text and SMS bodies are not. Compiled templates are cached
-per template row (see cache.py) and dropped when the row is saved or deleted.
+per key with their translated variants (see cache.py) and dropped when a template or variant is
+saved or deleted. composing.py renders them with the message's language active.
 
 Strict templates (COMMUNICATION["STRICT_TEMPLATES"] or the template's ``strict`` box) are
 compiled by a copy of the engine whose ``string_if_invalid`` is MISSING: Django formats it with
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,7 +26,8 @@ from .cache import template_cache
 from .choices import Channel
 from .conf import comm_settings
 from .exceptions import TemplateNotFoundError, TemplateRenderError
-from .models import MessageTemplate
+from .languages import fallbacks
+from .models import MessageTemplate, MessageTemplateVariant, TemplateContent
 
 
 def engine() -> Engine:
@@ -80,20 +83,43 @@ ALL_FIELDS = tuple(field for fields in FIELDS_BY_CHANNEL.values() for field in f
 
 
 class CompiledTemplate:
-    """A template row whose fields are compiled on first use, so a syntax error in one field
-    (the SMS body) does not stop sends that never use it (email)."""
+    """A template's variant (its default, ``source`` the MessageTemplate row, or a translated
+    one) whose fields are compiled on first use, so a syntax error in one field (the SMS body)
+    does not stop sends that never use it (email). ``row`` is always the MessageTemplate."""
 
-    def __init__(self, row: MessageTemplate) -> None:
+    def __init__(
+        self,
+        row: MessageTemplate,
+        source: TemplateContent | None = None,
+        variants: Iterable[MessageTemplateVariant] = (),
+    ) -> None:
         self.row = row
+        self.source: TemplateContent = source if source is not None else row
+        self.language: str = getattr(self.source, "language", "")
+        self.name = f"{row.key} ({self.language})" if self.language else row.key
+        self.variants = {v.language: CompiledTemplate(row, v) for v in variants}
         self._compiled: dict[tuple[str, bool], Template | None] = {}
 
     @property
     def strict(self) -> bool:
         return self.row.strict or comm_settings.strict_templates
 
+    def for_language(self, language: str, channel: str) -> CompiledTemplate:
+        """The variant of ``language`` (or of its generic language: pt-br → pt) that has text
+        for ``channel``; the default variant when none has."""
+        if self.variants:
+            for code in fallbacks(language):
+                variant = self.variants.get(code)
+                if variant is not None and variant.has_channel(channel):
+                    return variant
+        return self
+
+    def has_channel(self, channel: str) -> bool:
+        return any(getattr(self.source, name) for name in FIELDS_BY_CHANNEL[channel])
+
     def field(self, name: str, strict: bool = False) -> Template | None:
         if (name, strict) not in self._compiled:
-            self._compiled[name, strict] = compile_field(self.row, name, strict)
+            self._compiled[name, strict] = compile_field(self.source, name, self.name, strict)
         return self._compiled[name, strict]
 
     def render(self, name: str, context: dict[str, Any]) -> str:
@@ -105,14 +131,14 @@ class CompiledTemplate:
             return template.render(Context(context, autoescape=name in AUTOESCAPED_FIELDS))
         except MissingVariable as exc:
             raise TemplateRenderError(
-                f"Template {self.row.key!r} field {name!r} uses the variable "
+                f"Template {self.name!r} field {name!r} uses the variable "
                 f"{exc.variable!r}, which the context does not have (strict templates: pass "
                 f"it, or test it with {{% if %}} first).",
                 variable=exc.variable,
             ) from None
         except Exception as exc:
             raise TemplateRenderError(
-                f"Template {self.row.key!r} field {name!r} failed to render: {exc}"
+                f"Template {self.name!r} field {name!r} failed to render: {exc}"
             ) from exc
 
     def missing(self, name: str, context: dict[str, Any]) -> list[str]:
@@ -131,34 +157,38 @@ class CompiledTemplate:
         return list(dict.fromkeys(names))
 
 
-def compile_field(row: MessageTemplate, field: str, strict: bool = False) -> Template | None:
-    source = getattr(row, field)
-    if not source:
+def compile_field(
+    source: TemplateContent, field: str, name: str, strict: bool = False
+) -> Template | None:
+    text = getattr(source, field)
+    if not text:
         return None
     try:
-        return (strict_engine(engine()) if strict else engine()).from_string(source)
+        return (strict_engine(engine()) if strict else engine()).from_string(text)
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(
-            f"Template {row.key!r} field {field!r} does not compile: {exc}"
+            f"Template {name!r} field {field!r} does not compile: {exc}"
         ) from exc
 
 
 def get_template(key: str) -> CompiledTemplate:
+    """The active template ``key`` with its translated variants, compiled and cached."""
+
     def load() -> CompiledTemplate:
         row = MessageTemplate.objects.filter(key=key, is_active=True).first()
         if row is None:
             raise TemplateNotFoundError(f"No active message template with key {key!r}.")
-        return CompiledTemplate(row)
+        return CompiledTemplate(row, variants=row.variants.all())
 
     return template_cache.get(key, load)
 
 
-def template_errors(row: MessageTemplate) -> dict[str, str]:
-    """Field name → why it does not compile, for the fields of ``row`` that do not."""
+def template_errors(source: TemplateContent, name: str) -> dict[str, str]:
+    """Field name → why it does not compile, for the fields of ``source`` that do not."""
     errors = {}
     for field in ALL_FIELDS:
         try:
-            compile_field(row, field)
+            compile_field(source, field, name)
         except TemplateRenderError as exc:
             errors[field] = str(exc)
     return errors

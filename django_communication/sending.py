@@ -36,6 +36,7 @@ def send(
     message_type: str | None = None,
     idempotency_key: str | None = None,
     in_transaction: str | None = None,
+    language: str | None = None,
 ) -> Message:
     """Render and send one message; return its saved Message.
 
@@ -50,6 +51,10 @@ def send(
     Inside ``transaction.atomic()`` the message is, by default, written ``pending`` in the
     caller's transaction and sent after its commit (never if it rolls back); ``in_transaction``
     ("defer", "now" or "raise") overrides ``COMMUNICATION["IN_TRANSACTION"]`` for this call.
+
+    The message is rendered in ``language`` (a code from ``settings.LANGUAGES``), else in the
+    recipient's language, else in ``settings.LANGUAGE_CODE``, from the template's variant in that
+    language or the nearest one (pt-br → pt → the default); see languages.py.
     """
     request = SendRequest(
         to=to,
@@ -62,6 +67,7 @@ def send(
         related_object=related_object,
         message_type=message_type,
         idempotency_key=idempotency_key,
+        language=language,
     )
     result = send_many([request], in_transaction=in_transaction)[0]
     if isinstance(result, CommunicationError):

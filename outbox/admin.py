@@ -65,7 +65,16 @@ class OutboxEventAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("event_type", "status", "channel", "idempotency_key", "ordering_key")},
+            {
+                "fields": (
+                    "event_type",
+                    "status",
+                    "channel",
+                    "language",
+                    "idempotency_key",
+                    "ordering_key",
+                )
+            },
         ),
         (
             _("Delivery"),
@@ -88,6 +97,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "event_type",
         "status",
         "channel",
+        "language",
         "idempotency_key",
         "ordering_key",
         "attempts",

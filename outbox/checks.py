@@ -12,6 +12,7 @@ outbox.E008  a numeric setting is out of range, or a flag is not a bool
 outbox.E009  HEALTH_TOKEN is not None or a string of at least 32 characters without spaces
 outbox.E010  HEALTH_LAGGING_STATUS is not 200 or 503
 outbox.E011  django-q2's broker cannot work (a package it needs is missing, an unknown ORM alias)
+outbox.E012  a rule names a language that is not in settings.LANGUAGES
 outbox.E013  CONCURRENCY is not a whole number from 1 to 64
 outbox.W001  WAKE_ON_COMMIT is on but django_q is not in INSTALLED_APPS: nothing to wake
 
@@ -30,6 +31,7 @@ from django.core.checks import Error, Warning
 
 from django_communication.choices import Channel, MessageType
 from django_communication.conf import MAX_CONCURRENCY
+from django_communication.languages import supported
 
 from .conf import DEFAULTS, DEFERRED_SEND, RULE_KEYS, Rule, outbox_settings
 
@@ -218,6 +220,15 @@ def check_rule(where: str, rule: Any) -> list:
                 f"{where} has unknown message type {message_type!r}.",
                 hint=f"Message types: {', '.join(MessageType.values)}.",
                 id="outbox.E006",
+            )
+        )
+    language = rule.get("language")
+    if language is not None and supported(language) is None:
+        errors.append(
+            Error(
+                f"{where} has language {language!r}, which is not in settings.LANGUAGES.",
+                hint="Use a code of settings.LANGUAGES, or leave 'language' out.",
+                id="outbox.E012",
             )
         )
     return errors

@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_LAGGING_STATUS": 503,
 }
 
-RULE_KEYS = frozenset({"template_key", "message_type", "channel"})
+RULE_KEYS = frozenset({"template_key", "message_type", "channel", "language"})
 
 #: The event type of a send() deferred to its transaction's commit (outbox/deferred.py): handled
 #: without a rule; its context lists the messages' idempotency keys. No rule may use it.
@@ -39,6 +39,8 @@ class Rule:
     template_key: str
     message_type: str | None = None
     channel: str | None = None
+    #: The language of this rule's messages, before the event's and the recipient's.
+    language: str | None = None
 
     @property
     def key(self) -> str:

@@ -41,6 +41,7 @@ class OutboxEvent(UUIDTimestampedModel):
         default=dict, blank=True, encoder=ContextEncoder, decoder=ContextDecoder
     )
     channel = models.CharField(max_length=10, blank=True)
+    language = models.CharField(max_length=15, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     available_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)

@@ -87,6 +87,7 @@ def plan(outcome: EventOutcome, recipients: dict, related: dict) -> list[tuple[R
                 message_type=rule.message_type,
                 related_object=related_object,
                 idempotency_key=f"{event.message_key_prefix}{rule.key}",
+                language=rule.language or event.language or None,
             ),
         )
         for rule in rules

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from django_communication.exceptions import InvalidArgumentError
 from django_communication.idempotency import insert_or_fetch
+from django_communication.languages import supported
 from django_communication.references import is_saved, link
 from django_communication.routing import validate_channel
 
@@ -45,6 +46,7 @@ def emit(
     idempotency_key: str | None = None,
     available_at: datetime | None = None,
     ordering_key: str | None = None,
+    language: str | None = None,
     using: str | None = None,
 ) -> OutboxEvent:
     """Write one OutboxEvent on the caller's connection, inside the caller's transaction.
@@ -52,6 +54,8 @@ def emit(
     Nothing is sent now: the relay dispatches the event after the commit, and never if the
     transaction rolls back. A repeated ``idempotency_key`` returns the existing event. Events
     with the same ``ordering_key`` are dispatched one at a time, in the order they were emitted.
+    ``language`` (a code of ``settings.LANGUAGES``) is the language of its messages unless the
+    rule sets one.
     """
     event = build_event(
         event_type,
@@ -62,6 +66,7 @@ def emit(
         idempotency_key=idempotency_key,
         available_at=available_at,
         ordering_key=ordering_key,
+        language=language,
     )
     using = using or router.db_for_write(OutboxEvent)
     if idempotency_key:
@@ -212,6 +217,7 @@ def build_event(
     idempotency_key: str | None = None,
     available_at: datetime | None = None,
     ordering_key: str | None = None,
+    language: str | None = None,
 ) -> OutboxEvent:
     """A validated, unsaved event."""
     if not isinstance(event_type, str) or not event_type.strip():
@@ -236,10 +242,18 @@ def build_event(
         except InvalidArgumentError as exc:
             raise InvalidEventError(str(exc)) from None
     check_serialisable(context)
+    if language:
+        code = supported(language)
+        if code is None:
+            raise InvalidEventError(
+                f"emit(language={language!r}) is not in settings.LANGUAGES: use one of its codes."
+            )
+        language = code
     event = OutboxEvent(
         event_type=event_type,
         context=context or {},
         channel=channel or "",
+        language=language or "",
         idempotency_key=idempotency_key or None,
     )
     if available_at is not None:

@@ -79,6 +79,7 @@ class MessageAdmin(admin.ModelAdmin):
                     "status",
                     "message_type",
                     "template",
+                    "language",
                     "idempotency_key",
                 )
             },
@@ -103,6 +104,7 @@ class MessageAdmin(admin.ModelAdmin):
         "status",
         "message_type",
         "template",
+        "language",
         "idempotency_key",
         "to_address",
         "from_address",
