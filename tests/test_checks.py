@@ -160,3 +160,13 @@ def test_no_secrets_no_warning(db):
 def test_no_settings_row_no_warning(db):
     with override_settings(DEBUG=False):
         assert check_stored_secrets() == []
+
+
+def test_language_resolver_must_import():
+    with override_settings(COMMUNICATION={"LANGUAGE_RESOLVER": "tests.nowhere.resolve"}):
+        assert ids(check_settings()) == ["communication.E015"]
+    with override_settings(COMMUNICATION={"LANGUAGE_RESOLVER": "tests.test_checks.NOT_CALLABLE"}):
+        assert ids(check_settings()) == ["communication.E015"]
+
+
+NOT_CALLABLE = "a string"

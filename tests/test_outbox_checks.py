@@ -141,3 +141,10 @@ def test_manage_py_check_fails_on_a_bad_rule():
     bad = {"RULES": {"a": {"template_key": "w", "channel": "fax"}}}
     with override_settings(OUTBOX=bad), pytest.raises(SystemCheckError, match=r"outbox\.E005"):
         call_command("check")
+
+
+def test_rule_language_must_be_in_languages():
+    assert ids({"RULES": {"a": {"template_key": "welcome", "language": "fr"}}}) == []
+    assert ids({"RULES": {"a": {"template_key": "welcome", "language": "klingon"}}}) == [
+        "outbox.E011"
+    ]

@@ -9,6 +9,7 @@ class Customer(models.Model):
     name = models.CharField(max_length=100)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=30, blank=True)
+    language = models.CharField(max_length=15, blank=True)
 
     def __str__(self) -> str:
         return self.name
