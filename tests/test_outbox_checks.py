@@ -146,5 +146,5 @@ def test_manage_py_check_fails_on_a_bad_rule():
 def test_rule_language_must_be_in_languages():
     assert ids({"RULES": {"a": {"template_key": "welcome", "language": "fr"}}}) == []
     assert ids({"RULES": {"a": {"template_key": "welcome", "language": "klingon"}}}) == [
-        "outbox.E011"
+        "outbox.E012"
     ]
