@@ -20,6 +20,8 @@ communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
 communication.E015  STRICT_TEMPLATES is not a bool
 communication.E016  IN_TRANSACTION is not "defer", "now" or "raise"
 communication.E016  LANGUAGE_RESOLVER is not importable or not callable
+communication.E017  ATTACHMENT_STORAGE is not a key of settings.STORAGES, or
+                    ATTACHMENT_MAX_BYTES is not an integer > 0
 communication.W001  AWS secret keys or the Twilio auth token are stored in the database while
                     DEBUG is off
 communication.W002  IN_TRANSACTION is "now" while a database has ATOMIC_REQUESTS on
@@ -80,6 +82,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
     )
     errors += check_strict_templates(comm_settings.get("STRICT_TEMPLATES"))
     errors += check_in_transaction(comm_settings.get("IN_TRANSACTION"))
+    errors += check_attachments(
+        comm_settings.get("ATTACHMENT_STORAGE"), comm_settings.get("ATTACHMENT_MAX_BYTES")
+    )
     if not any(error.id == "communication.E004" for error in errors):
         errors += check_fallback(comm_settings.get("FALLBACK"))
         errors += check_rate_limits(comm_settings.get("RATE_LIMITS"))
@@ -266,6 +271,26 @@ def check_in_transaction(value: Any) -> list:
             )
         ]
     return []
+
+
+def check_attachments(storage: Any, max_bytes: Any) -> list:
+    errors = []
+    if not isinstance(storage, str) or storage not in settings.STORAGES:
+        errors.append(
+            Error(
+                f"COMMUNICATION['ATTACHMENT_STORAGE'] = {storage!r} is not in settings.STORAGES.",
+                hint=f"Storage aliases: {', '.join(settings.STORAGES)}.",
+                id="communication.E017",
+            )
+        )
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
+        errors.append(
+            Error(
+                f"COMMUNICATION['ATTACHMENT_MAX_BYTES'] must be an integer > 0, got {max_bytes!r}.",
+                id="communication.E017",
+            )
+        )
+    return errors
 
 
 def check_urls(app_configs=None, **kwargs) -> list:

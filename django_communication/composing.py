@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone, translation
 
+from . import attachments
 from .cache import settings_row
 from .choices import FINAL_STATUSES, Channel, Direction, MessageStatus
 from .deferral import DEFERRED_KEY_PREFIX
@@ -51,6 +52,11 @@ class SendRequest:
     message_type: str | None = None
     idempotency_key: str | None = None
     language: str | None = None
+    #: Files to attach (see attachments.py); email only.
+    attachments: list[Any] | None = None
+    #: True: a message on a channel without attachments (SMS) goes without them instead of
+    #: failing (the outbox: an event's files are for its email messages).
+    optional_attachments: bool = False
 
 
 @dataclass
@@ -115,6 +121,8 @@ def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
         try:
             if message.channel not in batch.providers:
                 batch.providers[message.channel] = provider_for_channel(message.channel)
+            if message.pending_attachments:
+                store_attachments(message, batch.providers[message.channel])
         except CommunicationError as exc:
             results[position] = exc
             continue
@@ -163,6 +171,10 @@ def build_message(request: SendRequest) -> Message:
     elif template is not None:
         message_type = template.row.message_type
     channel = choose_channel(request.channel, message_type)
+    files = attachments.normalise(request.attachments) if request.attachments else []
+    if files and request.optional_attachments and channel not in attachments.ATTACHMENT_CHANNELS:
+        files = []
+    attachments.check_channel(files, channel)
     address = resolve_address(to, channel)
     language = message_language(request.language, to)
     config = settings_row()
@@ -183,6 +195,9 @@ def build_message(request: SendRequest) -> Message:
     variant = template.for_language(language, channel) if template else None
     with translation.override(language):
         fill_content(message, variant, full_context, request)
+    if files:
+        attachments.check_size(files)
+        message.pending_attachments = tuple(files)
     link(message, "recipient", to if is_saved(to) else None)
     if related_object is not None:
         if not is_saved(related_object):
@@ -198,6 +213,23 @@ def sender_for(channel: str, config: Any) -> str:
     if channel == Channel.VOICE:
         return config.voice_caller_id or config.sms_origination_number
     return config.sms_origination_number or config.sms_sender_id
+
+
+def store_attachments(message: Message, provider: BaseProvider) -> None:
+    """Check the message against its provider's size limit, then store its files (each once)
+    and list them on the message; nothing is stored for a message that fails the check."""
+    files = list(message.pending_attachments)
+    limit = getattr(provider, "max_message_bytes", None)
+    if limit is not None:
+        body = len(message.body_text.encode()) + len(message.body_html.encode())
+        size = attachments.encoded_size(body, files)
+        if size > limit:
+            raise InvalidArgumentError(
+                f"With its attachments this email is about {size} bytes encoded, more than the "
+                f"{limit} the {provider.name!r} provider accepts."
+            )
+    message.attachments = [stored.as_dict() for stored in attachments.store(files)]
+    message.pending_attachments = ()
 
 
 def unsubscribe_url_for(message: Message) -> str | None:

@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "ROUTING": {},
     "RECIPIENT_RESOLVER": None,
     "LANGUAGE_RESOLVER": None,
+    "ATTACHMENT_STORAGE": "default",
+    "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "PROVIDERS": {},
     "DEFAULT_PHONE_REGION": None,
     "CACHE_SECONDS": 60,
@@ -89,6 +91,16 @@ class CommunicationConf:
     def language_resolver(self) -> Callable[[Any], str | None] | None:
         """``(to) -> language code or None``: the recipient's language (languages.py)."""
         return self._callable("LANGUAGE_RESOLVER")
+
+    @property
+    def attachment_storage(self) -> str:
+        """The alias in ``settings.STORAGES`` attachments are stored in."""
+        return self.get("ATTACHMENT_STORAGE")
+
+    @property
+    def attachment_max_bytes(self) -> int:
+        """The most bytes of attachments one message may carry, whatever the provider."""
+        return int(self.get("ATTACHMENT_MAX_BYTES"))
 
     @property
     def inbound_sender_resolver(self) -> Callable[[str, str], Any] | None:

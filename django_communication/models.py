@@ -202,6 +202,11 @@ class Message(UUIDTimestampedModel):
     language = models.CharField(
         max_length=15, blank=True, help_text=_("The language the message was rendered in.")
     )
+    attachments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("The attached files: name, MIME type, size, SHA-256 and storage path."),
+    )
 
     recipient_content_type = models.ForeignKey(
         ContentType,
@@ -229,6 +234,7 @@ class Message(UUIDTimestampedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("download_attachments", "Can download message attachments")]
         indexes = [
             models.Index(
                 fields=["related_content_type", "related_object_id", "-created_at"],
@@ -256,6 +262,9 @@ class Message(UUIDTimestampedModel):
     #: ``List-Unsubscribe-Post`` (RFC 8058) on announcement emails when ``SITE_URL`` is set.
     #: Set when send() builds the message, not stored; empty for SMS and inbound messages.
     extra_headers: Mapping[str, str] = MappingProxyType({})
+    #: The files send() was given, checked but not stored yet (attachments.py): stored and
+    #: listed in ``attachments`` when the message is saved. Not stored itself.
+    pending_attachments: tuple = ()
 
 
 class MessageEvent(models.Model):

@@ -37,6 +37,7 @@ def send(
     idempotency_key: str | None = None,
     in_transaction: str | None = None,
     language: str | None = None,
+    attachments: list[Any] | None = None,
 ) -> Message:
     """Render and send one message; return its saved Message.
 
@@ -55,6 +56,10 @@ def send(
     The message is rendered in ``language`` (a code from ``settings.LANGUAGES``), else in the
     recipient's language, else in ``settings.LANGUAGE_CODE``, from the template's variant in that
     language or the nearest one (pt-br → pt → the default); see languages.py.
+
+    ``attachments`` (email only): ``(filename, content, mimetype)`` tuples, ``Attachment``
+    objects (inline images with ``content_id``), Django files or paths in the attachment
+    storage; stored once each and listed on ``message.attachments`` (attachments.py).
     """
     request = SendRequest(
         to=to,
@@ -68,6 +73,7 @@ def send(
         message_type=message_type,
         idempotency_key=idempotency_key,
         language=language,
+        attachments=attachments,
     )
     result = send_many([request], in_transaction=in_transaction)[0]
     if isinstance(result, CommunicationError):

@@ -42,6 +42,8 @@ class OutboxEvent(UUIDTimestampedModel):
     )
     channel = models.CharField(max_length=10, blank=True)
     language = models.CharField(max_length=15, blank=True)
+    # References to files stored by django_communication.attachments, never the files.
+    attachments = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     available_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 
 from django_communication import SendRequest
+from django_communication.attachments import stored_list
 
 from .conf import DEFERRED_SEND, Rule, outbox_settings
 from .deferred import deferred_requests
@@ -88,6 +89,8 @@ def plan(outcome: EventOutcome, recipients: dict, related: dict) -> list[tuple[R
                 related_object=related_object,
                 idempotency_key=f"{event.message_key_prefix}{rule.key}",
                 language=rule.language or event.language or None,
+                attachments=stored_list(event.attachments) or None,
+                optional_attachments=True,
             ),
         )
         for rule in rules

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
+from django_communication.attachments import check_channel, check_size, normalise, store
 from django_communication.exceptions import InvalidArgumentError
 from django_communication.idempotency import insert_or_fetch
 from django_communication.languages import supported
@@ -47,6 +48,7 @@ def emit(
     available_at: datetime | None = None,
     ordering_key: str | None = None,
     language: str | None = None,
+    attachments: list[Any] | None = None,
     using: str | None = None,
 ) -> OutboxEvent:
     """Write one OutboxEvent on the caller's connection, inside the caller's transaction.
@@ -55,7 +57,9 @@ def emit(
     transaction rolls back. A repeated ``idempotency_key`` returns the existing event. Events
     with the same ``ordering_key`` are dispatched one at a time, in the order they were emitted.
     ``language`` (a code of ``settings.LANGUAGES``) is the language of its messages unless the
-    rule sets one.
+    rule sets one. ``attachments`` (as send() takes them) are stored now, once each, and go
+    with the event's email messages; a rolled-back emit() leaves files that the retention job
+    removes.
     """
     event = build_event(
         event_type,
@@ -67,6 +71,7 @@ def emit(
         available_at=available_at,
         ordering_key=ordering_key,
         language=language,
+        attachments=attachments,
     )
     using = using or router.db_for_write(OutboxEvent)
     if idempotency_key:
@@ -218,8 +223,9 @@ def build_event(
     available_at: datetime | None = None,
     ordering_key: str | None = None,
     language: str | None = None,
+    attachments: list[Any] | None = None,
 ) -> OutboxEvent:
-    """A validated, unsaved event."""
+    """A validated, unsaved event (its attachments, if any, stored)."""
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEventError("emit() needs a non-empty event_type string.")
     if not outbox_settings.handles(event_type):
@@ -263,7 +269,20 @@ def build_event(
         event.ordering_seq = next_sequence()
     reference(event, "to", to)
     reference(event, "related", related_object)
+    if attachments:
+        event.attachments = stored_attachments(attachments, channel)
     return event
+
+
+def stored_attachments(items: list[Any], channel: str | None) -> list[dict[str, Any]]:
+    """Checked (kinds, channel, ATTACHMENT_MAX_BYTES), then stored: references for the row."""
+    try:
+        files = normalise(items)
+        check_channel(files, channel or "email")
+        check_size(files)
+    except InvalidArgumentError as exc:
+        raise InvalidEventError(f"emit(): {exc}") from None
+    return [stored.as_dict() for stored in store(files)]
 
 
 def next_sequence() -> int:

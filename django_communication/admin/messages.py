@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Message, MessageEvent
+from .attachments import AttachmentsMixin
 from .helpers import PRE_STYLE, object_link, sandboxed_html
 
 
@@ -45,7 +46,7 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AttachmentsMixin, admin.ModelAdmin):
     """The audit log: read-only. ``allow_delete = True`` in a subclass lets superusers delete."""
 
     #: Subclass with True to let superusers delete messages (and re-register the admin).

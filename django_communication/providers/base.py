@@ -30,7 +30,9 @@ while a batch runs on the instance in this process.
 
 Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email,
 and identify it by ``stable_message_id(message)``: the same on every attempt at the message, so
-a receiving server can tell a resend from a new message.
+a receiving server can tell a resend from a new message;
+they attach ``message.attachments`` (references to stored files: providers/mime.py builds the
+parts); a provider that cannot attach files should refuse a message that has them.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class BaseProvider:
     channels: ClassVar[frozenset[str]] = frozenset()
     #: Whether several lanes (threads) may call send() on this instance at once.
     thread_safe: ClassVar[bool] = True
+    #: The largest email it accepts, attachments base64-encoded (None: only the library's
+    #: ``ATTACHMENT_MAX_BYTES`` applies); checked before anything is written.
+    max_message_bytes: ClassVar[int | None] = None
 
     def __init__(self, config: CommunicationSettings) -> None:
         self.config = config

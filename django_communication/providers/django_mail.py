@@ -13,6 +13,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 
 from ..exceptions import ProviderError
 from .base import EmailProvider, stable_message_id
+from .mime import attach_files
 
 if TYPE_CHECKING:
     from ..models import Message
@@ -88,6 +89,8 @@ class DjangoMailProvider(EmailProvider):
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
+        if message.attachments:
+            attach_files(email, message)
         return email
 
     def send(self, message: Message) -> str:

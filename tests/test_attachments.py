@@ -1,0 +1,253 @@
+"""Attachments: what arrives over SMTP (aiosmtpd) and through SES (moto's server), stored once
+by content, refused before anything is written (SMS, oversize), the audit log and the admin."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import reverse
+
+from django_communication import InvalidArgumentError, send
+from django_communication.attachments import PREFIX, Attachment, storage
+from django_communication.models import Message
+from django_communication.providers.ses import SesProvider
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x01\x02pixels" * 10
+INVITE = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Shop//EN\r\nMETHOD:REQUEST\r\n"
+    "BEGIN:VEVENT\r\nUID:bk1@example.com\r\nDTSTAMP:20261202T090000Z\r\n"
+    "DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n"
+    "ORGANIZER:mailto:shop@example.com\r\nATTENDEE;RSVP=TRUE:mailto:john@example.com\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """The attachment storage: a FileSystemStorage in a fresh directory."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return tmp_path / "media"
+
+
+def stored_files(media) -> list[str]:
+    root = media / PREFIX
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def files_for_booking() -> list:
+    return [
+        ("invoice.pdf", PDF, "application/pdf"),
+        Attachment("logo.png", PNG, "image/png", content_id="logo"),
+        ("booking.ics", INVITE, "text/calendar"),
+        ContentFile(b"plain notes\n", name="notes.txt"),
+    ]
+
+
+def send_booking(to, **kwargs) -> Message:
+    return send(
+        to=to,
+        subject="Your booking",
+        body_text="Booked.",
+        body_html='<p>Booked.</p><img src="cid:logo">',
+        attachments=files_for_booking(),
+        **kwargs,
+    )
+
+
+def check_parts(parsed) -> None:
+    """The MIME parts of the booking email: names, types, bytes, the inline image, the invite."""
+    parts = {part.get_filename(): part for part in parsed.walk() if part.get_filename()}
+    assert sorted(parts) == ["booking.ics", "invoice.pdf", "logo.png", "notes.txt"]
+    assert parts["invoice.pdf"].get_content_type() == "application/pdf"
+    assert parts["invoice.pdf"].get_content_disposition() == "attachment"
+    assert parts["invoice.pdf"].get_payload(decode=True) == PDF
+    logo = parts["logo.png"]
+    assert (logo.get_content_type(), logo.get_content_disposition()) == ("image/png", "inline")
+    assert logo["Content-ID"] == "<logo>"
+    assert logo.get_payload(decode=True) == PNG
+    invite = parts["booking.ics"]
+    assert invite.get_content_type() == "text/calendar"
+    assert invite.get_param("method") == "REQUEST"
+    assert invite.get_payload(decode=True).decode().replace("\r\n", "\n") == INVITE.replace(
+        "\r\n", "\n"
+    )
+    assert parts["notes.txt"].get_content_type() == "text/plain"
+    # Text travels with CRLF line ends over SMTP: the same text.
+    assert parts["notes.txt"].get_payload(decode=True).replace(b"\r\n", b"\n") == b"plain notes\n"
+    assert parsed.get_body(("html",)).get_content().strip() == '<p>Booked.</p><img src="cid:logo">'
+
+
+@pytest.fixture
+def django_config(comm_config):
+    comm_config.email_provider = "django"
+    comm_config.save()
+    return comm_config
+
+
+def test_smtp_receives_every_part(django_config, smtp_settings, customer, media):
+    message = send_booking(customer)
+
+    [received] = smtp_settings.messages
+    check_parts(received.message)
+    row = Message.objects.get(pk=message.pk)
+    assert row.status == "sent"
+    audit = {item["name"]: item for item in row.attachments}
+    assert audit["invoice.pdf"]["mimetype"] == "application/pdf"
+    assert audit["invoice.pdf"]["size"] == len(PDF)
+    assert audit["invoice.pdf"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert audit["logo.png"]["content_id"] == "logo"
+    assert audit["notes.txt"]["mimetype"] == "text/plain"
+    assert len(stored_files(media)) == 4
+
+
+def test_each_file_is_stored_once(comm_config, customer, media):
+    send_booking(customer)
+    send_booking(customer)
+    assert len(stored_files(media)) == 4
+    first, second = Message.objects.order_by("created_at")
+    assert [a["path"] for a in first.attachments] == [a["path"] for a in second.attachments]
+
+
+def test_a_path_in_the_storage_is_attached(comm_config, customer):
+    path = storage().save("tickets/ticket-42.pdf", ContentFile(PDF))
+    message = send(to=customer, subject="Ticket", body_text="Attached.", attachments=[path])
+    [item] = message.attachments
+    assert (item["name"], item["mimetype"], item["size"]) == (
+        "ticket-42.pdf",
+        "application/pdf",
+        len(PDF),
+    )
+
+
+def ses_raw_message(moto_server):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    [recorded] = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
+    return recorded
+
+
+@pytest.fixture
+def ses_ready(comm_config, moto_server):
+    import boto3
+
+    comm_config.email_provider = "ses"
+    comm_config.ses_region = "eu-west-1"
+    comm_config.save()
+    boto3.client("sesv2", region_name="eu-west-1").create_email_identity(
+        EmailIdentity="shop@example.com"
+    )
+    return comm_config
+
+
+def test_ses_sends_raw_mime_carrying_the_attachments(ses_ready, moto_server, customer):
+    import email
+    import email.policy
+
+    message = send_booking(customer)
+
+    assert message.status == "sent"
+    recorded = ses_raw_message(moto_server)
+    assert recorded.id == message.provider_message_id
+    parsed = email.message_from_string(recorded.raw_data, policy=email.policy.default)
+    assert parsed["To"] == "john@example.com"
+    assert parsed["Subject"] == "Your booking"
+    check_parts(parsed)
+
+
+def test_ses_without_attachments_still_sends_simple_content(ses_ready, moto_server, customer):
+    send(to=customer, subject="Hi", body_text="No files.")
+    [call] = moto_server.ses_send_email_calls()
+    assert "Simple" in call["Content"]
+
+
+@pytest.mark.parametrize("channel", ["sms"])
+def test_sms_refuses_attachments_before_anything_is_written(comm_config, customer, media, channel):
+    with pytest.raises(InvalidArgumentError, match="cannot carry attachments"):
+        send(to=customer, channel=channel, body_text="Hi", attachments=[("a.pdf", PDF, None)])
+    assert Message.objects.count() == 0
+    assert stored_files(media) == []
+
+
+def test_oversize_attachments_are_refused_with_nothing_written(
+    comm_config, customer, media, settings
+):
+    settings.COMMUNICATION = {"ATTACHMENT_MAX_BYTES": len(PDF) - 1}
+    with pytest.raises(InvalidArgumentError, match=r"ATTACHMENT_MAX_BYTES"):
+        send(to=customer, subject="S", body_text="B", attachments=[("a.pdf", PDF, None)])
+    assert Message.objects.count() == 0
+    assert stored_files(media) == []
+
+
+def test_ses_limit_counts_the_encoding(ses_ready, moto_server, customer, media, monkeypatch):
+    # Raw size under the limit, base64 over it: refused before anything is written or sent.
+    monkeypatch.setattr(SesProvider, "max_message_bytes", len(PDF) + 3000)
+    with pytest.raises(InvalidArgumentError, match=r"more than the \d+ the 'ses' provider"):
+        send(to=customer, subject="S", body_text="B", attachments=[("a.pdf", PDF, None)])
+    assert Message.objects.count() == 0
+    assert stored_files(media) == []
+    assert moto_server.ses_send_email_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ("missing/file.pdf", r"no file 'missing/file.pdf' in the attachment storage"),
+        (42, r"attachments\[0\] is a int"),
+        (("../x.pdf", b"x", "application/pdf"), "without '/'"),
+        (("x.bin", b"x", "binary"), "no MIME type"),
+    ],
+)
+def test_bad_items_are_named(comm_config, customer, item, error):
+    with pytest.raises(InvalidArgumentError, match=error):
+        send(to=customer, subject="S", body_text="B", attachments=[item])
+    assert Message.objects.count() == 0
+
+
+def test_without_attachments_nothing_is_stored(comm_config, customer, media):
+    message = send(to=customer, subject="S", body_text="B")
+    assert Message.objects.get(pk=message.pk).attachments == []
+    assert stored_files(media) == []
+
+
+# ------------------------------------------------------------------------------- admin
+
+
+def test_admin_lists_attachments_with_download_links(admin_client, comm_config, customer):
+    message = send_booking(customer)
+    url = reverse("admin:django_communication_message_change", args=[message.pk])
+    content = admin_client.get(url).content.decode()
+    assert "invoice.pdf" in content and "application/pdf" in content
+    assert hashlib.sha256(PDF).hexdigest() in content
+    link = re.search(r'href="([^"]+/attachments/0/)"', content).group(1)
+    response = admin_client.get(link)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PDF
+    assert response["Content-Disposition"].startswith('attachment; filename="invoice.pdf"')
+
+
+def test_staff_without_the_permission_see_no_link_and_cannot_download(
+    client, comm_config, customer, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    message = send_booking(customer)
+    staff = django_user_model.objects.create_user("staff", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_message"))
+    client.force_login(staff)
+    url = reverse("admin:django_communication_message_change", args=[message.pk])
+    content = client.get(url).content.decode()
+    assert "invoice.pdf" in content
+    assert "/attachments/0/" not in content
+    download = reverse("admin:django_communication_message_attachment", args=[message.pk, 0])
+    assert client.get(download).status_code == 403
