@@ -251,3 +251,113 @@ def test_staff_without_the_permission_see_no_link_and_cannot_download(
     assert "/attachments/0/" not in content
     download = reverse("admin:django_communication_message_attachment", args=[message.pk, 0])
     assert client.get(download).status_code == 403
+
+
+# ------------------------------------------------------------------ outbox and retention
+
+
+@pytest.fixture
+def greet_rules(settings):
+    settings.OUTBOX = {
+        "RULES": {
+            "greet": [
+                {"template_key": "greet", "channel": "email"},
+                {"template_key": "greet", "channel": "sms"},
+            ]
+        },
+        "WAKE_ON_COMMIT": False,
+    }
+
+
+@pytest.fixture
+def greet(db):
+    from django_communication.models import MessageTemplate
+
+    return MessageTemplate.objects.create(
+        key="greet", name="Greet", email_subject="Hi", email_body_text="Hi", sms_body="Hi"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_files_go_with_its_email_not_its_sms(comm_config, greet, greet_rules, customer):
+    from outbox import emit
+    from outbox.relay import drain
+
+    event = emit("greet", to=customer, attachments=[("invoice.pdf", PDF, "application/pdf")])
+    [item] = event.attachments
+    assert (item["name"], item["size"]) == ("invoice.pdf", len(PDF))
+    drain()
+    by_channel = {m.channel: m for m in Message.objects.all()}
+    assert by_channel["email"].status == by_channel["sms"].status == "sent"
+    assert by_channel["email"].attachments == event.attachments
+    assert by_channel["sms"].attachments == []
+
+
+def test_emit_refuses_files_for_an_sms_event(db, customer, greet_rules, media):
+    from outbox import InvalidEventError, emit
+    from outbox.models import OutboxEvent
+
+    with pytest.raises(InvalidEventError, match="cannot carry attachments"):
+        emit("greet", to=customer, channel="sms", attachments=[("a.pdf", PDF, None)])
+    assert OutboxEvent.objects.count() == 0
+    assert stored_files(media) == []
+
+
+def test_emit_refuses_oversize_files_with_nothing_written(db, customer, settings, media):
+    from outbox import InvalidEventError, emit
+    from outbox.models import OutboxEvent
+
+    settings.COMMUNICATION = {"ATTACHMENT_MAX_BYTES": 10}
+    with pytest.raises(InvalidEventError, match="ATTACHMENT_MAX_BYTES"):
+        emit("greet", to=customer, attachments=[("a.pdf", PDF, None)])
+    assert OutboxEvent.objects.count() == 0
+    assert stored_files(media) == []
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_emit_leaves_no_file_after_retention(customer, greet_rules, media):
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from outbox import emit
+    from outbox.retention import prune
+
+    kept = emit("greet", to=customer, attachments=[("kept.pdf", b"%PDF kept", None)])
+    with pytest.raises(Boom), transaction.atomic():
+        emit("greet", to=customer, attachments=[("lost.pdf", b"%PDF rolled back", None)])
+        raise Boom
+    assert len(stored_files(media)) == 2  # written before the INSERT, left by the rollback
+
+    prune(attachment_grace=timedelta(hours=1))
+    assert len(stored_files(media)) == 2  # too young: its emit() might not have committed yet
+
+    prune(attachment_grace=timedelta(0))
+    assert stored_files(media) == [kept.attachments[0]["sha256"]]  # the pending event's file
+
+
+def test_prune_old_messages_keeps_files_an_unsent_event_needs(
+    comm_config, customer, greet_rules, media
+):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from outbox import emit
+
+    shared, alone = ("shared.pdf", b"%PDF shared", None), ("alone.pdf", b"%PDF alone", None)
+    old = send(to=customer, subject="S", body_text="B", attachments=[shared, alone])
+    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=100))
+    emit("greet", to=customer, attachments=[shared])  # unsent
+
+    call_command("prune_attachments", "--older-than-days", "90")
+
+    old.refresh_from_db()
+    assert [item.get("pruned", False) for item in old.attachments] == [False, True]
+    assert stored_files(media) == [hashlib.sha256(b"%PDF shared").hexdigest()]
+    assert old.attachments[1]["sha256"] == hashlib.sha256(b"%PDF alone").hexdigest()  # audit kept
