@@ -10,6 +10,7 @@ The subprocess cannot import the test-only packages, as after ``pip install -e .
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -220,6 +221,27 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     ]
     assert "(8 of 8 messages shown)" in log
 
+    # The localized confirmation: the French variant, a French date, the PDF and the invite.
+    localized = part["10"]
+    assert localized.count("EMAIL console-") == 1
+    assert "Subject: Réservation BK-3001 confirmée" in localized
+    assert re.search(r"du \d{1,2} [a-zéû]+ \d{4} est confirmée", localized)
+    assert "[Attachment] facture-BK-3001.pdf (application/pdf, " in localized
+    assert "[Attachment] BK-3001.ics (text/calendar, " in localized
+    assert "-> email camille@example.fr in 'fr': sent" in localized
+    [(language, attachments)] = query(
+        db,
+        "SELECT language, attachments FROM django_communication_message "
+        "WHERE to_address = 'camille@example.fr'",
+    )
+    assert language == "fr"
+    stored = {item["name"]: item for item in json.loads(attachments)}
+    assert sorted(stored) == ["BK-3001.ics", "facture-BK-3001.pdf"]
+    pdf = (tmp_path / "media" / stored["facture-BK-3001.pdf"]["path"]).read_bytes()
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+    ics = (tmp_path / "media" / stored["BK-3001.ics"]["path"]).read_text()
+    assert "METHOD:REQUEST" in ics and "ATTENDEE;RSVP=TRUE:mailto:camille@example.fr" in ics
+
     # Idempotent: a second run sends nothing new and still shows the log.
     second = manage("demo", db=db)
     assert "console-" not in second.split("9. Audit log", 1)[0]
@@ -230,14 +252,15 @@ def test_demo_sends_an_email_and_an_sms_and_prints_the_audit_log(tmp_path):
     assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in second
     assert_committed_booking_notified(second, db)
     assert_nothing_about_the_rolled_back_booking(second, db)
-    assert "(8 of 8 messages shown)" in second
+    assert "(9 of 9 messages shown)" in second
+    assert "in 'fr': sent in an earlier run, not sent again" in second
 
     # --resend sends fresh copies of the direct sends and the call; the outbox nothing again.
     third = manage("demo", "--resend", db=db)
     assert "SMS console-" in third and "VOICE console-" in third
     assert "Outbox drained: events dispatched 0, retried 0, dead 0; messages sent 0." in third
     assert_nothing_about_the_rolled_back_booking(third, db)
-    assert "(13 of 13 messages shown)" in third
+    assert "(14 of 14 messages shown)" in third
 
 
 @pytest.mark.slow

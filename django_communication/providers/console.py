@@ -30,6 +30,10 @@ class ConsoleProvider(BaseProvider):
             lines += ["", message.body_text]
             if message.body_html:
                 lines += ["", "[HTML]", message.body_html]
+            lines += [
+                f"[Attachment] {item['name']} ({item['mimetype']}, {item['size']} bytes)"
+                for item in message.attachments
+            ]
         else:
             lines += ["", message.body_text]
         if message.choices:

@@ -5,7 +5,7 @@ from .models import Booking, Customer
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "email", "phone")
+    list_display = ("name", "email", "phone", "language")
     search_fields = ("name", "email", "phone")
 
 

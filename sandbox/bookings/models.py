@@ -7,6 +7,8 @@ class Customer(models.Model):
     name = models.CharField(max_length=100)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=30, blank=True, help_text="E.164, e.g. +447911123456.")
+    # Read by django_communication as the recipient's language (a code of settings.LANGUAGES).
+    language = models.CharField(max_length=15, blank=True)
 
     def __str__(self) -> str:
         return self.name

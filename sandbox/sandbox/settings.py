@@ -81,6 +81,10 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 
+# Attachments are stored here (django_communication's ATTACHMENT_STORAGE is "default"): beside
+# the database, so SANDBOX_DB=/tmp/x.sqlite3 keeps them in /tmp/media.
+MEDIA_ROOT = Path(os.environ.get("SANDBOX_DB") or BASE_DIR / "db.sqlite3").parent / "media"
+
 STATIC_URL = "static/"
 
 # Everything goes to the console provider by default (see the admin's communication settings).

@@ -26,10 +26,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 import django_communication
+from bookings.documents import invite_ics, invoice_pdf
 from bookings.models import Booking, Customer
 from bookings.services import cancel_booking, confirm_booking, event_key
 from django_communication.choices import FINAL_STATUSES
-from django_communication.models import CommunicationSettings, Message, MessageTemplate
+from django_communication.models import (
+    CommunicationSettings,
+    Message,
+    MessageTemplate,
+    MessageTemplateVariant,
+)
 from django_communication.providers.console import ConsoleProvider
 from django_communication.replies import record_reply
 from outbox.models import OutboxEvent
@@ -113,6 +119,29 @@ TEMPLATES = [
     },
 ]
 
+#: Translated variants, by template key: language -> fields.
+VARIANTS = {
+    "booking_confirmation": {
+        "fr": {
+            "email_subject": "Réservation {{ booking.ref }} confirmée",
+            "email_body_text": (
+                "Bonjour {{ customer.name }},\n\nVotre réservation {{ booking.ref }} du "
+                "{{ booking.created|date }} est confirmée. Vous trouverez la facture et "
+                "l'invitation en pièces jointes.\n\nSandbox Travel"
+            ),
+            "email_body_html": (
+                "<p>Bonjour {{ customer.name }},</p><p>Votre réservation "
+                "<strong>{{ booking.ref }}</strong> du {{ booking.created|date }} est confirmée."
+                "</p><p><em>Sandbox Travel</em></p>"
+            ),
+            "sms_body": "Réservation {{ booking.ref }} confirmée. Sandbox Travel",
+        }
+    }
+}
+
+#: The localized confirmation's booking: its customer reads French.
+LOCALIZED_REF = "BK-3001"
+
 COLUMNS = [
     ("When (UTC)", 19),
     ("Channel", 7),
@@ -160,6 +189,13 @@ class Command(BaseCommand):
             key = fields.pop("key")
             _, created = MessageTemplate.objects.update_or_create(key=key, defaults=fields)
             self.stdout.write(f"  {key:<22} {'created' if created else 'updated'}")
+            for language, variant in VARIANTS.get(key, {}).items():
+                _, created = MessageTemplateVariant.objects.update_or_create(
+                    template=MessageTemplate.objects.get(key=key),
+                    language=language,
+                    defaults=variant,
+                )
+                self.stdout.write(f"    {language} variant {'created' if created else 'updated'}")
 
         self.heading("3. Customer and booking")
         customer, _ = Customer.objects.get_or_create(
@@ -214,10 +250,48 @@ class Command(BaseCommand):
 
         self.heading(f"9. Audit log (Message rows, newest first, up to {limit})")
         self.print_log(limit)
+        self.heading("10. A localized confirmation with a PDF invoice and a calendar invite")
+        self.send_localized(resend)
+
         self.stdout.write(
             "\nBrowse it in the admin: python sandbox/manage.py createsuperuser, then "
             "python sandbox/manage.py runserver and open http://127.0.0.1:8000/admin/"
         )
+
+    def send_localized(self, resend: bool) -> None:
+        """To a customer whose ``language`` is French: the template's fr variant, rendered with
+        French dates, the invoice and the invite attached."""
+        customer, _ = Customer.objects.get_or_create(
+            email="camille@example.fr",
+            defaults={"name": "Camille Martin", "language": "fr"},
+        )
+        booking, _ = Booking.objects.get_or_create(
+            ref=LOCALIZED_REF, defaults={"customer": customer}
+        )
+        key = f"demo:localized:{booking.pk}" + (f":{uuid.uuid4()}" if resend else "")
+        already = Message.objects.filter(idempotency_key=key, status__in=FINAL_STATUSES).exists()
+        with self.console_output():
+            message = django_communication.send(
+                to=customer,
+                template_key="booking_confirmation",
+                context={"customer": customer, "booking": booking},
+                related_object=booking,
+                idempotency_key=key,
+                attachments=[
+                    (f"facture-{booking.ref}.pdf", invoice_pdf(booking), "application/pdf"),
+                    (f"{booking.ref}.ics", invite_ics(booking), "text/calendar"),
+                ],
+            )
+        outcome = "sent in an earlier run, not sent again" if already else message.status
+        self.stdout.write(
+            f"  booking_confirmation -> {message.channel} {message.to_address} "
+            f"in {message.language!r}: {outcome}"
+        )
+        for item in message.attachments:
+            self.stdout.write(
+                f"    attached {item['name']} ({item['mimetype']}, {item['size']} bytes, "
+                f"sha256 {item['sha256'][:12]}...)"
+            )
 
     def heading(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n{text}"))
