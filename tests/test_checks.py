@@ -170,3 +170,12 @@ def test_language_resolver_must_import():
 
 
 NOT_CALLABLE = "a string"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"ATTACHMENT_STORAGE": "nowhere"}, {"ATTACHMENT_MAX_BYTES": 0}, {"ATTACHMENT_MAX_BYTES": "1"}],
+)
+def test_attachment_settings_are_checked(value):
+    with override_settings(COMMUNICATION=value):
+        assert ids(check_settings()) == ["communication.E016"]
