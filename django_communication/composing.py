@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from . import attachments
 from .cache import settings_row
@@ -22,7 +22,7 @@ from .exceptions import (
     TemplateRenderError,
 )
 from .idempotency import insert_or_fetch
-from .languages import message_language
+from .languages import ActiveLanguages, message_language
 from .models import Message
 from .optout import unsubscribe_headers, unsubscribe_url
 from .providers.base import BaseProvider
@@ -90,14 +90,18 @@ def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
         for position, key in enumerate(request.idempotency_key for request in requests)
         if key and firsts.setdefault(key, position) != position
     }
-    batch = Composed(
-        results=[
-            # A repeat's place holds a stand-in until share_repeats() gives it the first's result.
-            start(request, earlier) if position not in repeats else CommunicationError("repeat")
-            for position, request in enumerate(requests)
-        ],
-        repeats=repeats,
-    )
+    with ActiveLanguages() as languages:
+        batch = Composed(
+            results=[
+                # A repeat's place holds a stand-in until share_repeats() gives it the first's
+                # result.
+                start(request, earlier, languages)
+                if position not in repeats
+                else CommunicationError("repeat")
+                for position, request in enumerate(requests)
+            ],
+            repeats=repeats,
+        )
     results = batch.results
     # New and retried messages, and suppressed ones asked for again under their key.
     checked = [
@@ -139,7 +143,9 @@ def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
     return batch
 
 
-def start(request: SendRequest, earlier: dict[str, Message]) -> Message | CommunicationError:
+def start(
+    request: SendRequest, earlier: dict[str, Message], languages: ActiveLanguages
+) -> Message | CommunicationError:
     """The earlier message with the request's idempotency key, or a new one."""
     message = earlier.get(request.idempotency_key) if request.idempotency_key else None
     if message is not None:
@@ -147,7 +153,7 @@ def start(request: SendRequest, earlier: dict[str, Message]) -> Message | Commun
             message.extra_headers = headers_for(message, unsubscribe_url_for(message))
         return message
     try:
-        return build_message(request)
+        return build_message(request, languages)
     except CommunicationError as exc:
         return exc
 
@@ -159,8 +165,9 @@ def earlier_messages(keys: Iterable[str | None]) -> dict[str, Message]:
     return {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=wanted)}
 
 
-def build_message(request: SendRequest) -> Message:
-    """An unsaved Message, validated and rendered. Touches no provider."""
+def build_message(request: SendRequest, languages: ActiveLanguages) -> Message:
+    """An unsaved Message, validated and rendered (templates in the message's language, made
+    active through ``languages``). Touches no provider."""
     to, context, related_object = request.to, request.context, request.related_object
     template_key, message_type = request.template_key, request.message_type
     if context is not None and not isinstance(context, dict):
@@ -193,8 +200,9 @@ def build_message(request: SendRequest) -> Message:
         full_context["unsubscribe_url"] = url
     message.extra_headers = headers_for(message, url)
     variant = template.for_language(language, channel) if template else None
-    with translation.override(language):
-        fill_content(message, variant, full_context, request)
+    if variant is not None:
+        languages.use(language)
+    fill_content(message, variant, full_context, request)
     if files:
         attachments.check_size(files)
         message.pending_attachments = tuple(files)

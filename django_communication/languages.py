@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import to_language
 
 from .conf import comm_settings
 from .exceptions import InvalidArgumentError
 
 _listed: tuple[object, frozenset[str]] = (None, frozenset())
+_UNSET = object()
 
 
 def listed_codes() -> frozenset[str]:
@@ -58,17 +60,56 @@ def message_language(language: str | None, to: Any) -> str:
                 f"e.g. {sorted(listed_codes())[:3]}."
             )
         return found
-    found = supported(recipient_language(to))
-    if found is not None:
-        return found
-    default = to_language(settings.LANGUAGE_CODE)
-    return supported(default) or default
+    if to is not None and not isinstance(to, str):
+        found = supported(recipient_language(to))
+        if found is not None:
+            return found
+    return default_language()
+
+
+_default: tuple[object, object, str] = (None, None, "")
+
+
+def default_language() -> str:
+    """``settings.LANGUAGE_CODE`` as a listed code (``en-us`` → ``en`` when only ``en`` is
+    listed), remembered while both settings stay the same objects."""
+    global _default
+    code, languages = settings.LANGUAGE_CODE, settings.LANGUAGES
+    if _default[0] is not code or _default[1] is not languages:
+        normal = to_language(code)
+        _default = (code, languages, supported(normal) or normal)
+    return _default[2]
 
 
 def recipient_language(to: Any) -> str | None:
-    if to is None or isinstance(to, str):
-        return None
     resolver = comm_settings.language_resolver
     if resolver is not None:
         return resolver(to)
     return getattr(to, "language", None)
+
+
+class ActiveLanguages:
+    """``translation.activate()`` for a batch of renderings: it switches only when the language
+    changes from one message to the next and restores the caller's language once, at the end
+    (``translation.override`` per message would cost a batch of 500 messages 500 switches)."""
+
+    def __enter__(self) -> ActiveLanguages:
+        self.current: str | None = None
+        self._previous: object = _UNSET
+        return self
+
+    def use(self, language: str) -> None:
+        if language == self.current:
+            return
+        if self._previous is _UNSET:
+            self._previous = translation.get_language()
+        translation.activate(language)
+        self.current = language
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is _UNSET:
+            return
+        if self._previous is None:
+            translation.deactivate_all()
+        else:
+            translation.activate(self._previous)

@@ -191,3 +191,23 @@ def test_the_committed_catalog_is_compiled_from_its_po_file(tmp_path):
     compiled = tmp_path / "django.mo"
     subprocess.run(["msgfmt", "-o", str(compiled), str(LOCALE / "django.po")], check=True)
     assert compiled.read_bytes() == (LOCALE / "django.mo").read_bytes()
+
+
+def test_a_batch_renders_each_message_in_its_language(comm_config, welcome):
+    from django_communication import SendRequest, send_many
+
+    requests = [
+        SendRequest(to=Person(), template_key="welcome", context={"name": "Ana"}, language=code)
+        for code in ("fr", "fr", "en", "pt", "fr")
+    ]
+    with translation.override("de"):
+        results = send_many(requests)
+        assert translation.get_language() == "de"
+    assert [m.subject for m in results] == [
+        "Bienvenue Ana",
+        "Bienvenue Ana",
+        "Welcome Ana",
+        "Bem-vindo Ana",
+        "Bienvenue Ana",
+    ]
+    assert [m.language for m in results] == ["fr", "fr", "en", "pt", "fr"]
