@@ -303,7 +303,9 @@ def test_emit_refuses_files_for_an_sms_event(db, customer, greet_rules, media):
     assert stored_files(media) == []
 
 
-def test_emit_refuses_oversize_files_with_nothing_written(db, customer, settings, media):
+def test_emit_refuses_oversize_files_with_nothing_written(
+    db, customer, greet_rules, settings, media
+):
     from outbox import InvalidEventError, emit
     from outbox.models import OutboxEvent
 

@@ -178,4 +178,4 @@ NOT_CALLABLE = "a string"
 )
 def test_attachment_settings_are_checked(value):
     with override_settings(COMMUNICATION=value):
-        assert ids(check_settings()) == ["communication.E016"]
+        assert ids(check_settings()) == ["communication.E017"]
