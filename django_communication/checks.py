@@ -19,8 +19,8 @@ communication.E014  UNSUBSCRIBE_TOKEN_DAYS is not None or a number > 0, or
                     UNSUBSCRIBE_LEGACY_TOKENS is not True or False
 communication.E015  STRICT_TEMPLATES is not a bool
 communication.E016  IN_TRANSACTION is not "defer", "now" or "raise"
-communication.E016  LANGUAGE_RESOLVER is not importable or not callable
-communication.E017  ATTACHMENT_STORAGE is not a key of settings.STORAGES, or
+communication.E018  LANGUAGE_RESOLVER is not importable or not callable
+communication.E019  ATTACHMENT_STORAGE is not a key of settings.STORAGES, or
                     ATTACHMENT_MAX_BYTES is not an integer > 0
 communication.W001  AWS secret keys or the Twilio auth token are stored in the database while
                     DEBUG is off
@@ -69,7 +69,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
         "communication.E009",
     )
     errors += check_resolver(
-        comm_settings.get("LANGUAGE_RESOLVER"), "LANGUAGE_RESOLVER", "communication.E016"
+        comm_settings.get("LANGUAGE_RESOLVER"), "LANGUAGE_RESOLVER", "communication.E018"
     )
     errors += check_providers(comm_settings.get("PROVIDERS"))
     errors += check_phone_region(comm_settings.get("DEFAULT_PHONE_REGION"))
@@ -280,14 +280,14 @@ def check_attachments(storage: Any, max_bytes: Any) -> list:
             Error(
                 f"COMMUNICATION['ATTACHMENT_STORAGE'] = {storage!r} is not in settings.STORAGES.",
                 hint=f"Storage aliases: {', '.join(settings.STORAGES)}.",
-                id="communication.E017",
+                id="communication.E019",
             )
         )
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
         errors.append(
             Error(
                 f"COMMUNICATION['ATTACHMENT_MAX_BYTES'] must be an integer > 0, got {max_bytes!r}.",
-                id="communication.E017",
+                id="communication.E019",
             )
         )
     return errors

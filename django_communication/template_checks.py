@@ -1,7 +1,7 @@
 """Database checks of the templates (``manage.py check --database default``).
 
-communication.W002  a translated variant lacks a channel field its template's default variant has
-communication.W003  a translated variant's language is not in settings.LANGUAGES
+communication.W003  a translated variant lacks a channel field its template's default variant has
+communication.W004  a translated variant's language is not in settings.LANGUAGES
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def variant_warnings(variant: MessageTemplateVariant) -> list:
                 hint="Fill them in the admin: a message in that language would go without "
                 "them, or (when the channel has no text at all) in the default variant.",
                 obj=variant,
-                id="communication.W002",
+                id="communication.W003",
             )
         )
     if variant.language not in listed_codes():
@@ -57,7 +57,7 @@ def variant_warnings(variant: MessageTemplateVariant) -> list:
                 "is rendered from it.",
                 hint="Add the language to settings.LANGUAGES or delete the variant.",
                 obj=variant,
-                id="communication.W003",
+                id="communication.W004",
             )
         )
     return warnings

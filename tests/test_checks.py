@@ -164,9 +164,9 @@ def test_no_settings_row_no_warning(db):
 
 def test_language_resolver_must_import():
     with override_settings(COMMUNICATION={"LANGUAGE_RESOLVER": "tests.nowhere.resolve"}):
-        assert ids(check_settings()) == ["communication.E016"]
+        assert ids(check_settings()) == ["communication.E018"]
     with override_settings(COMMUNICATION={"LANGUAGE_RESOLVER": "tests.test_checks.NOT_CALLABLE"}):
-        assert ids(check_settings()) == ["communication.E016"]
+        assert ids(check_settings()) == ["communication.E018"]
 
 
 NOT_CALLABLE = "a string"
@@ -178,4 +178,4 @@ NOT_CALLABLE = "a string"
 )
 def test_attachment_settings_are_checked(value):
     with override_settings(COMMUNICATION=value):
-        assert ids(check_settings()) == ["communication.E017"]
+        assert ids(check_settings()) == ["communication.E019"]

@@ -89,27 +89,27 @@ def check_ids() -> list[str]:
 
 def test_variant_lacking_a_field_of_the_default_warns(greeting):
     # The German variant has no HTML body; the French one has everything.
-    warnings = [m for m in run_checks(databases=["default"]) if m.id == "communication.W002"]
+    warnings = [m for m in run_checks(databases=["default"]) if m.id == "communication.W003"]
     assert len(warnings) == 1
     assert "'greeting' variant 'de' lacks email_body_html" in warnings[0].msg
 
 
 def test_variant_in_an_unlisted_language_warns(greeting, settings):
     settings.LANGUAGES = [("en", "English"), ("fr", "French")]
-    assert check_ids() == ["communication.W002", "communication.W003"]
+    assert check_ids() == ["communication.W003", "communication.W004"]
 
 
 def test_complete_variants_pass_and_the_check_runs_only_with_a_database(greeting):
     greeting.variants.filter(language="de").delete()
     assert check_ids() == []
     MessageTemplateVariant.objects.filter(language="fr").update(email_body_html="")
-    assert check_ids() == ["communication.W002"]
-    assert "communication.W002" not in [m.id for m in run_checks()]  # no --database: not run
+    assert check_ids() == ["communication.W003"]
+    assert "communication.W003" not in [m.id for m in run_checks()]  # no --database: not run
 
 
 def test_check_command_with_database_reports_the_warning(greeting, capsys):
     call_command("check", "--database", "default")
-    assert "communication.W002" in capsys.readouterr().err
+    assert "communication.W003" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- admin

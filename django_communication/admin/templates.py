@@ -200,7 +200,7 @@ class VariantInline(admin.StackedInline):
     fields = ("language", *ALL_FIELDS, "preview")
     readonly_fields = ("preview",)
     verbose_name = _("translated variant")
-    verbose_name_plural = _("translated variants (blank fields: see the check communication.W002)")
+    verbose_name_plural = _("translated variants (blank fields: see the check communication.W003)")
 
     @admin.display(description=_("rendered preview"))
     def preview(self, obj: MessageTemplateVariant | None):
