@@ -203,3 +203,16 @@ def bounced_message(db):
         return message
 
     return make
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """The attachment storage: a FileSystemStorage in a fresh directory."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return tmp_path / "media"
