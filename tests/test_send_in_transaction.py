@@ -9,7 +9,7 @@ registration undone) and ``outbox`` (the relay, ``drain()``, sends after the com
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
+from datetime import date, timedelta
 from io import StringIO
 
 import pytest
@@ -33,6 +33,7 @@ from django_communication.providers import memory
 from outbox.conf import DEFERRED_SEND
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
+from tests.attachments import check_parts, files_for_booking, stored_files
 from tests.providers import TEST_PROVIDERS, ScriptedProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -220,6 +221,55 @@ def test_fallback_and_rate_limits_wait_for_the_commit_too(deferrer, scripted, se
     assert len(memory.messages) == 1
     message = Message.objects.get()
     assert (message.status, message.provider) == (MessageStatus.SENT, "memory")
+
+
+def test_a_deferred_message_goes_in_its_language_with_its_attachments(
+    deferrer, comm_config, smtp_settings, make_template, media
+):
+    """Rendered and stored in the transaction, sent by key after the commit: the email that
+    arrives is the French variant, dated in French, with every file."""
+    comm_config.email_provider = "django"
+    comm_config.save()
+    html = '<p>Booked.</p><img src="cid:logo">'
+    booking = make_template(
+        "booking",
+        email_subject="Your booking",
+        email_body_text="See you on {{ day|date:'l j F' }}.",
+    )
+    booking.variants.create(
+        language="fr",
+        email_subject="Votre réservation",
+        email_body_text="À bientôt le {{ day|date:'l j F' }}.",
+        email_body_html=html,
+    )
+    with transaction.atomic():
+        message = send(
+            to="ada@example.com",
+            template_key="booking",
+            context={"day": date(2026, 12, 24)},
+            language="fr",
+            attachments=files_for_booking(),
+        )
+        assert message.status == MessageStatus.PENDING
+        assert smtp_settings.messages == []
+    # on_commit sent it during the commit; the outbox waits for the relay.
+    assert len(smtp_settings.messages) == (1 if deferrer.name == "on_commit" else 0)
+    deferrer.after_commit()
+
+    [received] = smtp_settings.messages
+    parsed = received.message
+    assert parsed["Subject"] == "Votre réservation"
+    assert parsed.get_body(("plain",)).get_content().strip() == "À bientôt le jeudi 24 décembre."
+    check_parts(parsed)
+    row = Message.objects.get(pk=message.pk)
+    assert (row.status, row.language) == (MessageStatus.SENT, "fr")
+    assert sorted(item["name"] for item in row.attachments) == [
+        "booking.ics",
+        "invoice.pdf",
+        "logo.png",
+        "notes.txt",
+    ]
+    assert len(stored_files(media)) == 4
 
 
 def test_now_sends_inside_the_transaction_and_a_rollback_loses_the_row(scripted):
