@@ -14,7 +14,7 @@ from django_communication import InvalidArgumentError, send
 from django_communication.attachments import storage
 from django_communication.models import Message
 from django_communication.providers.ses import SesProvider
-from tests.attachments import PDF, check_parts, send_booking, stored_files
+from tests.attachments import INVITE, PDF, check_parts, send_booking, stored_files
 
 pytestmark = pytest.mark.usefixtures("media")
 
@@ -223,6 +223,53 @@ def test_event_files_go_with_its_email_not_its_sms(comm_config, greet, greet_rul
     assert by_channel["email"].status == by_channel["sms"].status == "sent"
     assert by_channel["email"].attachments == event.attachments
     assert by_channel["sms"].attachments == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_many_gives_each_event_its_files_and_its_email_carries_them(
+    django_config, smtp_settings, greet, settings, media
+):
+    from outbox import emit_many
+    from outbox.relay import drain
+    from tests.testapp.models import Customer
+
+    settings.OUTBOX = {
+        "RULES": {"greet": {"template_key": "greet", "channel": "email"}},
+        "WAKE_ON_COMMIT": False,
+    }
+    ada = Customer.objects.create(name="Ada", email="ada@example.com", phone="+44 7911 123456")
+    bob = Customer.objects.create(name="Bob", email="bob@example.com", phone="+44 7911 123457")
+    invoice = ("invoice.pdf", PDF, "application/pdf")
+    invite = ("booking.ics", INVITE, "text/calendar")
+    events = emit_many(
+        [
+            {"event_type": "greet", "to": ada, "attachments": [invoice, invite]},
+            {"event_type": "greet", "to": bob, "attachments": [invoice]},
+            {"event_type": "greet", "to": bob},
+        ]
+    )
+    assert [[item["name"] for item in event.attachments] for event in events] == [
+        ["invoice.pdf", "booking.ics"],
+        ["invoice.pdf"],
+        [],
+    ]
+    assert len(stored_files(media)) == 2  # the invoice once, for both events
+
+    drain()
+    received: dict[str, list[list[tuple]]] = {}
+    for mail in smtp_settings.messages:
+        parts = [
+            (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+            for part in mail.message.walk()
+            if part.get_filename()
+        ]
+        received.setdefault(mail.rcpt_tos[0], []).append(parts)
+    pdf = ("invoice.pdf", "application/pdf", PDF)
+    [ada_parts] = received["ada@example.com"]
+    assert ada_parts[0] == pdf
+    assert ada_parts[1][:2] == ("booking.ics", "text/calendar")
+    assert ada_parts[1][2].decode().replace("\r\n", "\n") == INVITE.replace("\r\n", "\n")
+    assert sorted(received["bob@example.com"], key=len) == [[], [pdf]]
 
 
 def test_emit_refuses_files_for_an_sms_event(db, customer, greet_rules, media):
