@@ -272,6 +272,21 @@ def test_a_deferred_message_goes_in_its_language_with_its_attachments(
     assert len(stored_files(media)) == 4
 
 
+def test_a_rolled_back_deferred_send_leaves_its_file_to_prune_attachments(deferrer, media):
+    kept = send(
+        to="a@example.com", subject="A", body_text="a", attachments=[("kept.pdf", b"k", None)]
+    )
+    with pytest.raises(PaymentFailed), transaction.atomic():
+        send(to="b@example.com", subject="B", body_text="b", attachments=[("lost.pdf", b"l", None)])
+        raise PaymentFailed
+    deferrer.after_commit()
+    assert len(stored_files(media)) == 2  # stored before the INSERT, left by the rollback
+    assert [call.to for call in ScriptedProvider.calls] == ["a@example.com"]
+
+    call_command("prune_attachments", "--grace-hours", "0", stdout=StringIO())
+    assert stored_files(media) == [kept.attachments[0]["sha256"]]
+
+
 def test_now_sends_inside_the_transaction_and_a_rollback_loses_the_row(scripted):
     with pytest.raises(PaymentFailed), transaction.atomic():
         message = send(to="a@example.com", subject="A", body_text="a", in_transaction="now")
