@@ -103,8 +103,10 @@ def test_ses_without_attachments_still_sends_simple_content(ses_ready, moto_serv
     assert "Simple" in call["Content"]
 
 
-@pytest.mark.parametrize("channel", ["sms"])
-def test_sms_refuses_attachments_before_anything_is_written(comm_config, customer, media, channel):
+@pytest.mark.parametrize("channel", ["sms", "voice"])
+def test_sms_and_voice_refuse_attachments_before_anything_is_written(
+    comm_config, customer, media, channel
+):
     with pytest.raises(InvalidArgumentError, match="cannot carry attachments"):
         send(to=customer, channel=channel, body_text="Hi", attachments=[("a.pdf", PDF, None)])
     assert Message.objects.count() == 0

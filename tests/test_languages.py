@@ -211,3 +211,25 @@ def test_a_batch_renders_each_message_in_its_language(comm_config, welcome):
         "Bienvenue Ana",
     ]
     assert [m.language for m in results] == ["fr", "fr", "en", "pt", "fr"]
+
+
+def test_a_call_says_its_languages_voice_body_and_offers_the_templates_choices(comm_config):
+    row = MessageTemplate.objects.create(
+        key="reminder",
+        name="Reminder",
+        voice_body="Your visit is on {{ day|date:'l' }}. Press 1 to confirm.",
+        voice_choices={"1": "confirm"},
+    )
+    MessageTemplateVariant.objects.create(
+        template=row, language="fr", voice_body="Votre visite est {{ day|date:'l' }}. Tapez 1."
+    )
+    message = send(
+        to=Person(),
+        template_key="reminder",
+        channel="voice",
+        context={"day": date(2026, 12, 24)},
+        language="fr",
+    )
+
+    assert message.body_text == "Votre visite est jeudi. Tapez 1."
+    assert (message.language, message.choices) == ("fr", {"1": "confirm"})
