@@ -208,6 +208,9 @@ def bounced_message(db):
 @pytest.fixture
 def media(settings, tmp_path):
     """The attachment storage: a FileSystemStorage in a fresh directory."""
+    # Django 4.2's override of STORAGES also overrides DEFAULT_FILE_STORAGE, whose backend then
+    # replaces ours without its OPTIONS: MEDIA_ROOT gives that one the same directory.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
