@@ -27,7 +27,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_communication.admin.helpers import admin_change_url, object_link
+from django_communication.admin.helpers import AuditLogAdmin, admin_change_url, object_link
 
 from .health import OutboxHealth, format_seconds, outbox_health
 from .models import OutboxEvent, OutboxStatus
@@ -49,7 +49,7 @@ def skipped_text(count: int) -> str:
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(AuditLogAdmin, admin.ModelAdmin):
     # No "available at" column: for most rows it is a past lease end, and the last error needs
     # the width (see change_list.html).
     list_display = ("event_type", "status", "attempts", "created", "last_error_preview")
@@ -60,8 +60,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
     # No foreign key is shown in the list; recipients and related objects only on the detail page.
     list_select_related = False
     actions = ("retry_events", "discard_events")
-    #: Subclass with True to let superusers delete events (and re-register the admin).
-    allow_delete = False
     fieldsets = (
         (
             None,
@@ -135,16 +133,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     # ------------------------------------------------------------------ permissions
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # View only: the change page renders read-only and a POST to it is refused.
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.allow_delete and request.user.is_active and request.user.is_superuser
 
     def _has_custom_permission(self, request, action: str) -> bool:
         opts = self.opts

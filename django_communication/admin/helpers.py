@@ -1,5 +1,5 @@
-"""Display helpers both admins use (this one and the outbox's): sandboxed HTML, links to an
-object's admin page, generic references shown as links."""
+"""What both admins use (this one and the outbox's): the read-only audit-log permissions,
+sandboxed HTML, links to an object's admin page, generic references shown as links."""
 
 from __future__ import annotations
 
@@ -14,6 +14,23 @@ IFRAME_STYLE = (
     "width: 100%; max-width: 60em; height: 20em; border: 1px solid #ccc; background: #fff;"
 )
 ERROR_STYLE = "color: #ba2121; white-space: pre-wrap; margin: 0;"
+
+
+class AuditLogAdmin:
+    """Rows nobody adds or edits in the admin; deleting history is what retention is for. A
+    subclass with ``allow_delete = True`` (re-registered) lets active superusers delete."""
+
+    allow_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # View only: the change page renders read-only and a POST to it is refused.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.allow_delete and request.user.is_active and request.user.is_superuser
 
 
 def sandboxed_html(html: str):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Message, MessageEvent
 from .attachments import AttachmentsMixin
-from .helpers import PRE_STYLE, object_link, sandboxed_html
+from .helpers import PRE_STYLE, AuditLogAdmin, object_link, sandboxed_html
 
 
 class MessageEventInline(admin.TabularInline):
@@ -46,11 +46,8 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(AttachmentsMixin, admin.ModelAdmin):
+class MessageAdmin(AuditLogAdmin, AttachmentsMixin, admin.ModelAdmin):
     """The audit log: read-only. ``allow_delete = True`` in a subclass lets superusers delete."""
-
-    #: Subclass with True to let superusers delete messages (and re-register the admin).
-    allow_delete = False
 
     inlines = (MessageEventInline,)
 
@@ -122,15 +119,6 @@ class MessageAdmin(AttachmentsMixin, admin.ModelAdmin):
         "provider_message_id",
         "error",
     )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.allow_delete and request.user.is_active and request.user.is_superuser
 
     @admin.display(description=_("recipient"))
     def recipient_link(self, obj: Message):
