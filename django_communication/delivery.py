@@ -1,12 +1,12 @@
 """Delivering saved messages: each to its provider, each outcome recorded as soon as it is known.
 
-One at a time (``concurrency`` 1, one message, or a provider that is not ``thread_safe``): each
-outcome is durable before the next provider call, so a crash leaves at most the message in
-flight unrecorded; where the write is pipelined (recorder.py), the provider prepares the next
-message while it travels. Otherwise in lanes (lanes.py): up to ``concurrency`` provider calls
-in flight, and never more than that many messages handed to a provider without their outcome
-recorded. With a rate limit for the provider (RATE_LIMITS), each message first waits for its
-send slot (ratelimit.py).
+``deliver`` goes one at a time (sending.py picks it for ``concurrency`` 1, one message, or a
+provider that is not ``thread_safe``): each outcome is durable before the next provider call,
+so a crash leaves at most the message in flight unrecorded; where the write is pipelined
+(recorder.py), the provider prepares the next message while it travels. Otherwise lanes.py,
+built on the helpers here: up to ``concurrency`` provider calls in flight, and at most twice
+that many messages handed to a provider without their outcome recorded. With a rate limit for
+the provider (RATE_LIMITS), each message first waits for its send slot (ratelimit.py).
 """
 
 from __future__ import annotations
@@ -28,15 +28,9 @@ from .signals import fire, message_sent
 Answer = tuple[dict[str, Any], Message | ProviderError]
 
 
-def deliver(
-    messages: list[Message], provider: BaseProvider, concurrency: int = 1
-) -> list[Message | ProviderError]:
-    """Hand saved messages to ``provider``; return, in order, each sent Message or the
-    ProviderError (carrying its failed Message) that stopped it."""
-    if concurrency > 1 and len(messages) > 1 and provider.thread_safe:
-        from .lanes import deliver_in_lanes
-
-        return deliver_in_lanes(messages, provider, concurrency)
+def deliver(messages: list[Message], provider: BaseProvider) -> list[Message | ProviderError]:
+    """Hand saved messages to ``provider`` one at a time; return, in order, each sent Message or
+    the ProviderError (carrying its failed Message) that stopped it."""
     outcomes: list[Message | ProviderError] = []
     slots = slots_for(provider.name)
     with provider.session(), Recorder(pipeline=len(messages) > 1) as recorder:

@@ -16,6 +16,7 @@ from .deferral import NOW, deferring, registered_deferrer
 from .delivery import deliver
 from .exceptions import CommunicationError, InvalidArgumentError
 from .fallback import with_fallback
+from .lanes import deliver_in_lanes
 from .models import Message
 
 __all__ = ["SendRequest", "send", "send_many"]
@@ -119,7 +120,11 @@ def send_many(
 def deliver_batch(batch: Composed, concurrency: int = DEFAULT_CONCURRENCY) -> None:
     for channel, items in batch.pending.items():
         provider = with_fallback(batch.providers[channel], channel)
-        outcomes = deliver([message for _, message in items], provider, concurrency)
+        messages = [message for _, message in items]
+        if concurrency > 1 and len(messages) > 1 and provider.thread_safe:
+            outcomes = deliver_in_lanes(messages, provider, concurrency)
+        else:
+            outcomes = deliver(messages, provider)
         for (position, _), outcome in zip(items, outcomes, strict=True):
             batch.results[position] = outcome
 
