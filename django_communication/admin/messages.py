@@ -93,32 +93,8 @@ class MessageAdmin(AuditLogAdmin, AttachmentsMixin, admin.ModelAdmin):
         (_("Replies"), {"fields": ("in_reply_to", "reply_links")}),
         (_("Provider"), {"fields": ("provider", "provider_message_id", "error")}),
     )
-    readonly_fields = (
-        "created_at",
-        "updated_at",
-        "sent_at",
-        "channel",
-        "direction",
-        "status",
-        "message_type",
-        "template",
-        "language",
-        "idempotency_key",
-        "to_address",
-        "from_address",
-        "recipient_link",
-        "related_link",
-        "subject",
-        "body_text",
-        "body_html",
-        "html_preview",
-        "choices",
-        "in_reply_to",
-        "reply_links",
-        "provider",
-        "provider_message_id",
-        "error",
-    )
+    # Every field shown is read-only: the audit log is never edited here.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     @admin.display(description=_("recipient"))
     def recipient_link(self, obj: Message):
