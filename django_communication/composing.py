@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from . import attachments
@@ -22,6 +22,7 @@ from .exceptions import (
     TemplateRenderError,
 )
 from .idempotency import insert_or_fetch
+from .inserts import insert_rows
 from .languages import ActiveLanguages, message_language
 from .models import Message
 from .optout import unsubscribe_headers, unsubscribe_url
@@ -33,8 +34,6 @@ from .rendering import CompiledTemplate, flatten_subject, get_template
 from .routing import choose_channel, validate_message_type
 from .signals import fire, message_suppressed
 from .suppression import find_suppressed
-
-BATCH_SIZE = 500
 
 
 @dataclass
@@ -294,9 +293,10 @@ def save_pending(messages: list[Message]) -> None:
     new = [message for message in messages if message._state.adding]
     retried = [message for message in messages if not message._state.adding]
     if new:
+        using = router.db_for_write(Message)
         try:
-            with transaction.atomic():
-                Message.objects.bulk_create(new, batch_size=BATCH_SIZE)
+            with transaction.atomic(using=using):
+                insert_rows(new, using)
         except IntegrityError:
             # A concurrent send took one of the idempotency keys: insert one by one.
             for message in new:

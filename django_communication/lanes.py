@@ -1,25 +1,28 @@
 """Delivery lanes: up to N provider calls in flight from one process.
 
-The calling thread keeps the database: it takes the send slots (RATE_LIMITS, in blocks), hands
-messages to the lanes, writes the outcomes and fires ``message_sent``. Each lane is a thread
-with its own provider session (one SMTP connection per lane for the ``django`` provider): it
-prepares and sends the messages it is handed, one at a time, and touches no database (a
-rate-limited fallback provider takes its slot on the lane's own connection, closed when the
-lane ends).
+The calling thread keeps the database: it adds saved messages with their provider (``add()``),
+and ``pump()`` takes the send slots (RATE_LIMITS, in blocks), hands messages to the lanes, writes
+the outcomes that arrived together (``Recorder.write_many()``) and fires ``message_sent``. Each
+lane is a thread that opens one session per provider it meets (one SMTP connection per lane for
+the ``django`` provider), prepares and sends the messages it takes, one at a time, and touches no
+database (a rate-limited fallback provider takes its slot on the lane's own connection, closed
+when the lane ends). Between two pumps the calling thread is free to compose the next messages
+(streaming.py) while the lanes send.
 
-A lane is handed its next message as soon as its answer has been taken, before that answer is
-written: the outcomes that have arrived when the calling thread is free are written together
-(``Recorder.write_many()``) while the lanes go on. So at most N messages are in flight and at
-most N answered ones wait for the write under way: if the process dies, at most 2N messages
-may have been accepted by the provider without their outcome recorded (the duplicate window).
-When the database does not take the outcomes (a lost connection), they and the answers of the
-calls still in hand are kept in ``Recorder.unwritten`` (recorder.py) and the error raised.
+At most 2N messages are handed to the lanes without their outcome written: N in flight and N
+more either queued for the next free lane or answered and waiting for the write under way. So if
+the process dies, at most 2N messages may have been accepted by the provider without their
+outcome recorded (the duplicate window). With a rate limit, a message is handed only to a free
+lane, at its slot, so no slot is used late. When the database does not take the outcomes (a lost
+connection), they and the answers of the calls still in hand are kept in ``Recorder.unwritten``
+(recorder.py) and the error raised.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from contextlib import ExitStack
 from typing import Any
 
@@ -35,130 +38,150 @@ from .recorder import Recorder
 #: Put on the work queue once per lane: no more messages.
 STOP = None
 
+#: A message for a lane: (the caller's key for it, the message, its provider).
+Work = tuple[int, Message, BaseProvider]
 
-def deliver_in_lanes(
-    messages: list[Message], provider: BaseProvider, concurrency: int
-) -> list[Message | ProviderError]:
-    """deliver() with up to ``concurrency`` provider calls in flight."""
-    width = min(concurrency, len(messages))
-    work: queue.SimpleQueue[tuple[int, Message] | None] = queue.SimpleQueue()
-    answers: queue.SimpleQueue[tuple[int, Answer]] = queue.SimpleQueue()
-    lanes = [
-        threading.Thread(target=lane, args=(provider, work, answers), daemon=True)
-        for _ in range(width)
-    ]
-    for thread in lanes:
-        thread.start()
-    feeder = Feeder(messages, work, width, slots_for(provider.name))
-    results: list[Any] = [None] * len(messages)
-    recorded = 0
-    try:
-        with Recorder() as recorder:
-            while recorded < len(messages):
-                wait = feeder.feed()
-                try:
-                    arrived = [answers.get(timeout=wait)]
-                except queue.Empty:
-                    continue  # the next send slot is due
-                while True:
-                    try:
-                        arrived.append(answers.get_nowait())
-                    except queue.Empty:
-                        break
-                feeder.answered += len(arrived)
-                feeder.feed()  # the lanes that answered go on while the outcomes are written
-                recorder.write_many(
-                    [
-                        (messages[position], stamp(messages[position], fields))
-                        for position, (fields, _) in arrived
-                    ]
-                )
-                recorded += len(arrived)
-                for position, (_, outcome) in arrived:
-                    results[position] = outcome
-                    if isinstance(outcome, Message):
-                        notify(outcome, recorder)
-    except DatabaseError:
-        # The outcomes were not written: keep those of the calls still in hand too, for
-        # Recorder.write_unwritten() after the reconnect.
-        stop(work, lanes)
-        while True:
+
+class Lanes:
+    """Up to ``width`` lane threads, started as work arrives and ended by close()."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.work: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[tuple[int, Message, Answer]] = queue.SimpleQueue()
+        self.waiting: deque[Work] = deque()
+        self.threads: list[threading.Thread] = []
+        self.slots: dict[str, Slots | None] = {}
+        self.handed = self.answered = self.written = 0
+        self.recorder = Recorder()
+
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        self.close()
+        if isinstance(exc, DatabaseError):
+            # The outcomes were not written: keep those of the calls the lanes finished too,
+            # for Recorder.write_unwritten() after the reconnect.
+            for _, message, (fields, _) in self.arrived():
+                Recorder.unwritten[message.pk] = (message, stamp(message, fields))
+
+    @property
+    def backlog(self) -> int:
+        """Messages added and not yet handed to a lane."""
+        return len(self.waiting)
+
+    @property
+    def done(self) -> bool:
+        """Every message added has its outcome written."""
+        return not self.waiting and self.written == self.handed
+
+    def add(self, items: list[tuple[int, Message]], provider: BaseProvider) -> None:
+        if provider.name not in self.slots:
+            self.slots[provider.name] = slots_for(provider.name)
+        self.waiting.extend((key, message, provider) for key, message in items)
+
+    def pump(self, block: bool = False) -> list[tuple[int, Message | ProviderError]]:
+        """Hand out what the lanes may take now, then write the outcomes that have arrived
+        (with ``block``, wait for one first, or for the next send slot) and return them by key.
+        """
+        wait = self.feed()
+        arrived = self.arrived()
+        if not arrived and block and not self.done:
             try:
-                position, (fields, _) = answers.get_nowait()
+                arrived = [self.answers.get(timeout=wait), *self.arrived()]
             except queue.Empty:
-                break
-            message = messages[position]
-            Recorder.unwritten[message.pk] = (message, stamp(message, fields))
-        raise
-    finally:
-        stop(work, lanes)
-    return results
-
-
-def stop(
-    work: queue.SimpleQueue[tuple[int, Message] | None], lanes: list[threading.Thread]
-) -> None:
-    """Nothing new starts; the lanes finish the call in hand, then end."""
-    while True:
-        try:
-            work.get_nowait()
-        except queue.Empty:
-            break
-    for thread in lanes:
-        if thread.is_alive():
-            work.put(STOP)
-    for thread in lanes:
-        thread.join()
-
-
-class Feeder:
-    """Hands messages to the lanes: one per free lane, each at its send slot (RATE_LIMITS)."""
-
-    def __init__(
-        self,
-        messages: list[Message],
-        work: queue.SimpleQueue[tuple[int, Message] | None],
-        width: int,
-        slots: Slots | None,
-    ) -> None:
-        self.messages, self.work, self.width, self.slots = messages, work, width, slots
-        self.handed = self.answered = 0
+                return []  # the next send slot is due
+        if not arrived:
+            return []
+        self.answered += len(arrived)
+        self.feed()  # the lanes that answered go on while the outcomes are written
+        self.recorder.write_many(
+            [(message, stamp(message, fields)) for _, message, (fields, _) in arrived]
+        )
+        self.written += len(arrived)
+        for _, _, (_, outcome) in arrived:
+            if isinstance(outcome, Message):
+                notify(outcome, self.recorder)
+        return [(key, outcome) for key, _, (_, outcome) in arrived]
 
     def feed(self) -> float | None:
-        """Hand out what the free lanes can take now; return the seconds until the next send
-        slot when one is waiting for it (None: wait for an answer)."""
-        while self.handed < len(self.messages) and self.handed - self.answered < self.width:
-            if self.slots is not None:
-                wait = self.slots.until_next(len(self.messages) - self.handed)
+        """Hand messages to the lanes while the duplicate window allows; return the seconds
+        until the next send slot when a message waits for it (None: wait for an answer)."""
+        paced = any(slots is not None for slots in self.slots.values())
+        while self.waiting:
+            if paced and self.handed - self.answered >= self.width:
+                return None  # a rate-limited message goes only to a free lane, at its slot
+            if self.handed - self.written >= 2 * self.width:
+                return None
+            key, message, provider = self.waiting[0]
+            slots = self.slots[provider.name]
+            if slots is not None:
+                wait = slots.until_next(len(self.waiting))
                 if wait > 0:
                     return wait
-                self.slots.take()
-            self.work.put((self.handed, self.messages[self.handed]))
+                slots.take()
+            self.waiting.popleft()
+            if len(self.threads) < min(self.width, self.handed - self.answered + 1):
+                self.start_lane()
+            self.work.put((key, message, provider))
             self.handed += 1
         return None
 
+    def arrived(self) -> list[tuple[int, Message, Answer]]:
+        arrived = []
+        while True:
+            try:
+                arrived.append(self.answers.get_nowait())
+            except queue.Empty:
+                return arrived
+
+    def start_lane(self) -> None:
+        thread = threading.Thread(target=lane, args=(self.work, self.answers), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def close(self) -> None:
+        """Nothing new starts; the lanes finish the call in hand, then end."""
+        self.waiting.clear()
+        while True:
+            try:
+                self.work.get_nowait()
+            except queue.Empty:
+                break
+        for thread in self.threads:
+            if thread.is_alive():
+                self.work.put(STOP)
+        for thread in self.threads:
+            thread.join()
+        self.threads.clear()
+        self.recorder.settle()
+
 
 def lane(
-    provider: BaseProvider,
-    work: queue.SimpleQueue[tuple[int, Message] | None],
-    answers: queue.SimpleQueue[tuple[int, Answer]],
+    work: queue.SimpleQueue[Work | None],
+    answers: queue.SimpleQueue[tuple[int, Message, Answer]],
 ) -> None:
-    """One lane: a provider session, then send what arrives on ``work`` until STOP."""
+    """One lane: send what arrives on ``work`` until STOP, in one session per provider."""
     try:
         with ExitStack() as stack:
-            try:
-                stack.enter_context(provider.session())
-                broken: Exception | None = None
-            except Exception as exc:  # each message this lane takes reports it
-                broken = exc
+            #: Per provider: None once its session is open, or the exception opening it raised
+            #: (each message for it reports that).
+            sessions: dict[BaseProvider, Exception | None] = {}
             while (item := work.get()) is not STOP:
-                position, message = item
+                key, message, provider = item
+                if provider not in sessions:
+                    try:
+                        stack.enter_context(provider.session())
+                        sessions[provider] = None
+                    except Exception as exc:
+                        sessions[provider] = exc
+                broken = sessions[provider]
                 if broken is not None:
-                    answers.put(
-                        (position, failure(ProviderError.of(broken, provider.name, message)))
-                    )
-                    continue
-                prepare(message, provider)
-                answers.put((position, attempt(message, provider)))
+                    answer = failure(ProviderError.of(broken, provider.name, message))
+                else:
+                    prepare(message, provider)
+                    answer = attempt(message, provider)
+                answers.put((key, message, answer))
     finally:
         connections.close_all()  # only this thread's connections, if it opened any

@@ -1,23 +1,21 @@
-"""send() and send_many(): compose the messages (composing.py), then deliver them, per channel,
-through its provider and fallback chain (delivery.py, fallback.py) — at once, or, inside a
-transaction, after its commit (deferral.py)."""
+"""send() and send_many(): compose the messages (composing.py) and deliver them, per channel,
+through its provider and fallback chain (streaming.py: lanes.py, delivery.py, fallback.py) — at
+once, or, inside a transaction, after its commit (deferral.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from django.db import models, router, transaction
 
-from .composing import Composed, SendRequest, compose
+from .composing import SendRequest, compose
 from .conf import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .deferral import NOW, deferring, registered_deferrer
-from .delivery import deliver
 from .exceptions import CommunicationError, InvalidArgumentError
-from .fallback import with_fallback
-from .lanes import deliver_in_lanes
 from .models import Message
+from .streaming import send_stream
 
 __all__ = ["SendRequest", "send", "send_many"]
 
@@ -77,6 +75,7 @@ def send(
         attachments=attachments,
     )
     result = send_many([request], in_transaction=in_transaction)[0]
+    assert result is not None  # without a stop, every request starts
     if isinstance(result, CommunicationError):
         raise result
     return result
@@ -86,47 +85,39 @@ def send_many(
     requests: Sequence[SendRequest],
     in_transaction: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
-) -> list[Message | CommunicationError]:
+    stop: Callable[[], bool] | None = None,
+) -> list[Message | CommunicationError | None]:
     """send() for many messages at once, with the same guarantees and fewer statements.
 
     Returns, in the order of ``requests``, each saved Message or the CommunicationError that
-    stopped it (a ProviderError carries its failed Message). One query finds earlier messages
-    with the same idempotency keys, one finds suppressed and opted-out addresses (none while
-    nothing is blocked; those messages are written ``suppressed`` and get a
-    RecipientSuppressedError), one INSERT writes the pending rows (committed before any provider
-    call). Then up to ``concurrency`` provider calls are in flight at once (delivery lanes:
-    threads; 1 sends one at a time), and the outcomes that arrive together are written in one
-    transaction. If the process dies, at most 2 x ``concurrency`` messages (one with
-    ``concurrency=1``) may have been accepted by the provider without their outcome recorded.
-    Inside a transaction, as send().
+    stopped it (a ProviderError carries its failed Message). The requests are composed in chunks
+    (streaming.py): per chunk, one query finds earlier messages with the same idempotency keys,
+    one finds suppressed and opted-out addresses (none while nothing is blocked; those messages
+    are written ``suppressed`` and get a RecipientSuppressedError), one INSERT writes the pending
+    rows (committed before any provider call). Up to ``concurrency`` provider calls are in
+    flight at once (delivery lanes: threads; 1 sends one at a time) while the next chunk is
+    composed, and the outcomes that arrive together are written in one transaction. If the
+    process dies, at most 2 x ``concurrency`` messages (one with ``concurrency=1``) may have
+    been accepted by the provider without their outcome recorded.
+
+    ``stop``: a callable asked before each chunk is composed; once it returns True, nothing new
+    starts, the messages already composed are sent, and each request not started has None as
+    its result. Inside a transaction, as send() (``stop`` and ``concurrency`` apply after the
+    commit only to the deferrer's own send).
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(
             f"concurrency must be between 1 and {MAX_CONCURRENCY}, not {concurrency!r}."
         )
     using = router.db_for_write(Message)
-    defer = deferring(in_transaction, using)
-    batch = compose(requests, keyed=defer)
-    if defer:
-        waiting = [message for items in batch.pending.values() for _, message in items]
-        if waiting:
-            (registered_deferrer() or defer_on_commit)(waiting, using)
-    else:
-        deliver_batch(batch, concurrency)
+    if not deferring(in_transaction, using):
+        return send_stream(requests, concurrency, stop)
+    batch = compose(requests, keyed=True)
+    waiting = [message for items in batch.pending.values() for _, message in items]
+    if waiting:
+        (registered_deferrer() or defer_on_commit)(waiting, using)
     batch.share_repeats()
-    return batch.results
-
-
-def deliver_batch(batch: Composed, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-    for channel, items in batch.pending.items():
-        provider = with_fallback(batch.providers[channel], channel)
-        messages = [message for _, message in items]
-        if concurrency > 1 and len(messages) > 1 and provider.thread_safe:
-            outcomes = deliver_in_lanes(messages, provider, concurrency)
-        else:
-            outcomes = deliver(messages, provider)
-        for (position, _), outcome in zip(items, outcomes, strict=True):
-            batch.results[position] = outcome
+    return list(batch.results)
 
 
 def defer_on_commit(messages: list[Message], using: str) -> None:

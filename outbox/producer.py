@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from django_communication.idempotency import insert_or_fetch
+from django_communication.inserts import insert_rows
 
 from .building import build_event, reference
 from .exceptions import InvalidEventError
@@ -61,34 +62,9 @@ def emit(
     if idempotency_key:
         event = insert_once(event, using)
     else:
-        insert(event, using)
+        insert_rows([event], using)
     wake_after_commit(using)
     return event
-
-
-_insert_sql: dict[str, str] = {}
-
-
-def insert(event: OutboxEvent, using: str) -> None:
-    """``event.save(force_insert=True)`` as one INSERT whose SQL is built once per database: on
-    the producer's hot path the ORM's query compilation cost more than the statement itself.
-    (No pre_save/post_save signals: events are written only here and by bulk_create.)"""
-    connection = connections[using]
-    fields = OutboxEvent._meta.concrete_fields
-    sql = _insert_sql.get(using)
-    if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(field.column) for field in fields)
-        sql = _insert_sql[using] = (
-            f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({columns}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))})"
-        )
-    if event.pk is None:
-        event.pk = OutboxEvent._meta.pk.get_pk_value_on_save(event)
-    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    event._state.adding, event._state.db = False, using
 
 
 def emit_many(events: Iterable[dict[str, Any]], *, using: str | None = None) -> list[OutboxEvent]:
@@ -202,5 +178,5 @@ def insert_once(event: OutboxEvent, using: str) -> OutboxEvent:
     if existing is not None:
         return existing
     return insert_or_fetch(
-        event, "idempotency_key", using=using, insert=lambda: insert(event, using)
+        event, "idempotency_key", using=using, insert=lambda: insert_rows([event], using)
     )

@@ -2,11 +2,12 @@
 
 claim (one short transaction, committed before any I/O) → plan (load recipients and related
 objects, one query per content type; one SendRequest per rule with a deterministic idempotency
-key) → dispatch (``send_many()``, a part of the batch at a time, OUTBOX["CONCURRENCY"] provider
-calls in flight) → finalize (UPDATEs guarded by the claim token, so a relay whose lease ran out
-changes nothing). While a batch is worked on, its lease is renewed (lease.heartbeat); when a
-stop is requested between two parts, the events not started are released at once. A lost
-database connection interrupts the batch: reconnect.py settles it after the reconnect.
+key) → dispatch (``send_many()`` for the batch: composed a chunk at a time while
+OUTBOX["CONCURRENCY"] provider calls are in flight) → finalize (UPDATEs guarded by the claim
+token, so a relay whose lease ran out changes nothing). While a batch is worked on, its lease is
+renewed (lease.heartbeat); when a stop is requested, no new chunk is composed and the events not
+started are released at once. A lost database connection interrupts the batch: reconnect.py
+settles it after the reconnect.
 """
 
 from __future__ import annotations
@@ -31,10 +32,6 @@ from .outcomes import DrainSummary, EventOutcome
 from .plan import plan_batch
 from .reconnect import interrupted
 from .stopping import NEVER, Stop
-
-#: Messages sent between two looks at a stop request: the most a stopping relay still sends
-#: (README, "Stopping a relay").
-PART_MESSAGES = 50
 
 
 def drain(
@@ -87,39 +84,14 @@ def process_batch(
     token: uuid.UUID, events: list[OutboxEvent], stop: Stop = NEVER, concurrency: int = 1
 ) -> DrainSummary:
     """Plan, send and finalize one claimed batch, renewing its lease meanwhile; on a stop
-    request, finish the part in progress and release the events not started."""
+    request, send what is composed already and release the events not started."""
     outcomes = [EventOutcome(event) for event in events]
     with heartbeat(token):
         planned = plan_batch(outcomes)
-        unstarted: list[EventOutcome] = []
-        sent = 0
-        for start, end in parts(planned):
-            if stop.requested:
-                unstarted = unique(outcome for outcome, _, _ in planned[start:])
-                break
-            sent += dispatch(planned[start:end], concurrency)
+        sent, unstarted = dispatch(planned, concurrency, stop)
         skipped = {id(outcome) for outcome in unstarted}
         summary = finalize(token, [o for o in outcomes if id(o) not in skipped])
         summary.sent = sent
         if unstarted:
             summary.released = release(token, [outcome.event.pk for outcome in unstarted])
     return summary
-
-
-def parts(planned: list) -> list[tuple[int, int]]:
-    """Slices of about PART_MESSAGES messages, never splitting an event's messages."""
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    for index in range(1, len(planned) + 1):
-        boundary = index == len(planned) or planned[index][0] is not planned[index - 1][0]
-        if boundary and (index - start >= PART_MESSAGES or index == len(planned)):
-            bounds.append((start, index))
-            start = index
-    return bounds
-
-
-def unique(outcomes) -> list[EventOutcome]:
-    seen: dict[int, EventOutcome] = {}
-    for outcome in outcomes:
-        seen.setdefault(id(outcome), outcome)
-    return list(seen.values())

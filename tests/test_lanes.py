@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_communication import SendRequest, send_many
+from django_communication import SendRequest, send_many, streaming
 from django_communication.exceptions import InvalidArgumentError, ProviderError
 from django_communication.models import Message, MessageStatus, SendRateSlot
 from django_communication.signals import message_sent
@@ -79,6 +79,76 @@ def test_never_more_unrecorded_messages_than_twice_the_lanes(lanes):
     assert all(m.status == MessageStatus.SENT for m in results)
     assert len(recorded) == 12
     assert 3 <= max(seen) <= 6
+
+
+def test_the_next_chunk_is_composed_while_the_lanes_send(lanes, monkeypatch):
+    """The first call waits until the second chunk has been composed: composing everything
+    before sending, or a chunk only after the one before was answered, never lets it go."""
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    real_compose, composed = streaming.compose, []
+    second_composed = threading.Event()
+
+    def compose(chunk, *args, **kwargs):
+        batch = real_compose(chunk, *args, **kwargs)
+        composed.append(len(chunk))
+        if len(composed) == 2:
+            second_composed.set()
+        return batch
+
+    waited = []
+
+    def on_send(message):
+        if message.to_address == "user0@example.com":
+            waited.append(second_composed.wait(10))
+
+    monkeypatch.setattr(streaming, "compose", compose)
+    lanes.on_send = on_send
+    results = send_many(requests(6), concurrency=2)
+    assert waited == [True]
+    assert composed == [2, 2, 2]
+    assert [m.status for m in results] == [MessageStatus.SENT] * 6
+
+
+def test_lanes_keep_their_sessions_across_chunks(lanes, settings, monkeypatch):
+    """One session per lane for the whole send, not per chunk (with a fallback chain too: the
+    chain is built once per channel)."""
+    settings.COMMUNICATION = {**settings.COMMUNICATION, "FALLBACK": {"email": ["memory"]}}
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    results = send_many(requests(10), concurrency=2)
+    assert [m.status for m in results] == [MessageStatus.SENT] * 10
+    assert len(lanes.sessions) == 2 == len(set(lanes.sessions))
+
+
+def test_a_stopped_send_many_leaves_the_requests_not_started(lanes, monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) > 1  # the first chunk starts, then stop
+
+    results = send_many(requests(6), concurrency=2, stop=stop)
+    assert [m.status for m in results[:2]] == [MessageStatus.SENT] * 2
+    assert results[2:] == [None] * 4
+    assert sorted(Message.objects.values_list("to_address", flat=True)) == [
+        "user0@example.com",
+        "user1@example.com",
+    ]
+    assert len(lanes.calls) == 2
+
+
+def test_a_key_repeated_in_a_later_chunk_is_sent_once(lanes, monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    batch = requests(5)
+    for n, request in enumerate(batch):
+        request.idempotency_key = f"key-{n}"
+    batch[3] = SendRequest(
+        to="other@example.com", subject="x", body_text="y", idempotency_key="key-0"
+    )
+    results = send_many(batch, concurrency=2)
+    assert results[3] is results[0]
+    assert [address for address, _ in lanes.calls].count("user0@example.com") == 1
+    assert len(lanes.calls) == 4 == Message.objects.count()
 
 
 def test_failures_in_lanes_are_recorded_in_order(lanes):

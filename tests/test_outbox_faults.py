@@ -15,6 +15,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
+from django_communication import streaming
 from django_communication.models import Message, MessageStatus
 from django_communication.providers import memory
 from django_communication.recorder import Recorder
@@ -28,6 +29,10 @@ RULES = {
     "fault.two": [
         {"template_key": "fault", "channel": "email"},
         {"template_key": "fault_sms_only", "channel": "sms"},
+    ],
+    "fault.both": [
+        {"template_key": "fault", "channel": "email"},
+        {"template_key": "fault_both", "channel": "sms"},
     ],
 }
 
@@ -111,25 +116,34 @@ def test_a_configuration_error_is_not_retried(fault_outbox, customer, monkeypatc
         reconnect.resilient(relay.drain, Stop())
 
 
-def test_a_stop_between_parts_releases_the_events_not_started(fault_outbox, customer, monkeypatch):
+def stop_after_first_send(stop: Stop, monkeypatch, action=None) -> None:
+    """Request ``stop`` (or run ``action``) as the first message is sent, while its chunk is
+    being delivered."""
+    real_send = memory.MemoryProvider.send
+
+    def send_then_stop(self, message):
+        answer = real_send(self, message)
+        if len(memory.messages) == 1:
+            (action or (lambda: setattr(stop, "signalled", True)))()
+        return answer
+
+    monkeypatch.setattr(memory.MemoryProvider, "send", send_then_stop)
+
+
+def test_a_stop_between_chunks_releases_the_events_not_started(fault_outbox, customer, monkeypatch):
     events = [emit("fault.one", to=customer, context={"n": n}) for n in range(5)]
-    monkeypatch.setattr(relay, "PART_MESSAGES", 2)
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    fault_outbox["CONCURRENCY"] = 1
     stop = Stop()
-    real_dispatch = relay.dispatch
-
-    def dispatch_then_sigterm(planned, concurrency):
-        sent = real_dispatch(planned, concurrency)
-        stop.signalled = True  # SIGTERM while the first part was being sent
-        return sent
-
-    monkeypatch.setattr(relay, "dispatch", dispatch_then_sigterm)
+    stop_after_first_send(stop, monkeypatch)  # SIGTERM while the first chunk is being sent
     before = timezone.now()
 
     summary = relay.drain(stop=stop)
 
     assert (summary.dispatched, summary.released, summary.processed) == (2, 3, 2)
     assert "released 3" in str(summary)
-    assert len(memory.messages) == 2
+    assert len(memory.messages) == 2  # the chunk under way was finished
+    assert Message.objects.count() == 2  # nothing composed after the stop
     rows = {e.pk: e for e in OutboxEvent.objects.all()}
     released = [rows[e.pk] for e in events[2:]]
     for row in released:
@@ -140,12 +154,26 @@ def test_a_stop_between_parts_releases_the_events_not_started(fault_outbox, cust
     assert len(sent_keys()) == 5 == len(set(sent_keys()))
 
 
-def test_parts_never_split_an_event(monkeypatch):
-    monkeypatch.setattr(relay, "PART_MESSAGES", 2)
-    a, b, c = object(), object(), object()
-    planned = [(a, 1, 1), (b, 1, 1), (b, 2, 2), (b, 3, 3), (c, 1, 1)]
-    assert relay.parts(planned) == [(0, 4), (4, 5)]
-    assert relay.parts([]) == []
+def test_an_event_stopped_halfway_is_released_and_its_sent_message_not_sent_again(
+    fault_outbox, customer, monkeypatch, make_template
+):
+    make_template("fault_both", email_subject="S", email_body_text="B", sms_body="SMS {{ n }}")
+    event = emit("fault.both", to=customer, context={"n": 1})
+    monkeypatch.setattr(streaming, "CHUNK", 1)
+    fault_outbox["CONCURRENCY"] = 1
+    stop = Stop()
+    stop_after_first_send(stop, monkeypatch)  # after the email, before the SMS is composed
+
+    summary = relay.drain(stop=stop)
+
+    assert (summary.dispatched, summary.released) == (0, 1)
+    assert [m.channel for m in memory.messages] == ["email"]
+    row = OutboxEvent.objects.get(pk=event.pk)
+    assert (row.status, row.claim_token, row.attempts) == (OutboxStatus.PENDING, None, 0)
+
+    assert relay.drain().dispatched == 1
+    assert sorted(m.channel for m in memory.messages) == ["email", "sms"]  # the email once
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 2
 
 
 def test_renew_and_release_touch_only_the_batch_still_held(fault_outbox, customer):
@@ -223,15 +251,13 @@ def test_the_django_q2_task_stops_claiming_before_its_cluster_timeout(
 
     for n in range(3):
         emit("fault.one", to=customer, context={"n": n})
-    monkeypatch.setattr(relay, "PART_MESSAGES", 1)
-    real_dispatch = relay.dispatch
+    monkeypatch.setattr(streaming, "CHUNK", 1)
+    fault_outbox["CONCURRENCY"] = 1
 
-    def dispatch_past_the_budget(planned, concurrency):
-        sent = real_dispatch(planned, concurrency)
-        clock[0] += 30  # the first part took the task's whole budget
-        return sent
+    def past_the_budget():
+        clock[0] += 30  # the first message took the task's whole budget
 
-    monkeypatch.setattr(relay, "dispatch", dispatch_past_the_budget)
+    stop_after_first_send(Stop(), monkeypatch, past_the_budget)
 
     assert tasks.drain() == "events dispatched 1, retried 0, dead 0, released 2; messages sent 1"
     assert OutboxEvent.objects.filter(claim_token__isnull=False).count() == 0

@@ -13,6 +13,7 @@ from django_communication import (
     RecipientSuppressedError,
     send,
     signals,
+    streaming,
 )
 from django_communication.models import Message, OptOut, Suppression
 from django_communication.optout import opt_in, opt_out
@@ -122,7 +123,9 @@ def test_send_many_mixes_suppressed_opted_out_and_sent(comm_config, news):
     ]
 
 
-def test_lookup_queries_per_batch_do_not_grow_with_its_size(comm_config):
+def test_lookup_queries_are_two_per_chunk_whatever_its_size(comm_config):
+    """send_many() composes its requests a chunk at a time (streaming.CHUNK): two lookups per
+    chunk, not per message."""
     suppress("email", "gone@example.com", "bounce")
     opt_out("quiet@example.com", "email", "announcement")
 
@@ -138,7 +141,8 @@ def test_lookup_queries_per_batch_do_not_grow_with_its_size(comm_config):
 
     lookups(1)  # the first also asks whether anything is blocked at all (cached from then on)
     assert lookups(1) == 2  # the suppression list, the opt-outs
-    assert lookups(50) == 2
+    assert lookups(streaming.CHUNK // 2) == 2  # one chunk: two requests per recipient
+    assert lookups(streaming.CHUNK) == 4  # two chunks
 
 
 def test_no_lookup_while_nothing_is_suppressed_or_opted_out(comm_config, customer):
