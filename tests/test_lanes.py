@@ -116,7 +116,8 @@ def test_lanes_keep_their_sessions_across_chunks(lanes, settings, monkeypatch):
     monkeypatch.setattr(streaming, "CHUNK", 2)
     results = send_many(requests(10), concurrency=2)
     assert [m.status for m in results] == [MessageStatus.SENT] * 10
-    assert len(lanes.sessions) == 2 == len(set(lanes.sessions))
+    # A lane opens its session with its first message (a lane may get none): no lane twice.
+    assert 1 <= len(lanes.sessions) == len(set(lanes.sessions)) <= 2
 
 
 def test_a_stopped_send_many_leaves_the_requests_not_started(lanes, monkeypatch):
