@@ -53,6 +53,8 @@ class Lanes:
         self.threads: list[threading.Thread] = []
         self.slots: dict[str, Slots | None] = {}
         self.handed = self.answered = self.written = 0
+        #: Answers taken from the lanes whose outcomes are not written yet.
+        self.taken: list[tuple[int, Message, Answer]] = []
         self.recorder = Recorder()
 
     def __enter__(self) -> Lanes:
@@ -63,7 +65,7 @@ class Lanes:
         if isinstance(exc, DatabaseError):
             # The outcomes were not written: keep those of the calls the lanes finished too,
             # for Recorder.write_unwritten() after the reconnect.
-            for _, message, (fields, _) in self.arrived():
+            for _, message, (fields, _) in [*self.taken, *self.arrived()]:
                 Recorder.unwritten[message.pk] = (message, stamp(message, fields))
 
     @property
@@ -86,10 +88,10 @@ class Lanes:
         (with ``block``, wait for one first, or for the next send slot) and return them by key.
         """
         wait = self.feed()
-        arrived = self.arrived()
+        arrived = self.taken = self.arrived()
         if not arrived and block and not self.done:
             try:
-                arrived = [self.answers.get(timeout=wait), *self.arrived()]
+                arrived = self.taken = [self.answers.get(timeout=wait), *self.arrived()]
             except queue.Empty:
                 return []  # the next send slot is due
         if not arrived:
@@ -99,6 +101,7 @@ class Lanes:
         self.recorder.write_many(
             [(message, stamp(message, fields)) for _, message, (fields, _) in arrived]
         )
+        self.taken = []
         self.written += len(arrived)
         for _, _, (_, outcome) in arrived:
             if isinstance(outcome, Message):

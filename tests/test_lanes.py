@@ -6,12 +6,14 @@ import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from django_communication import SendRequest, send_many, streaming
 from django_communication.exceptions import InvalidArgumentError, ProviderError
+from django_communication.lanes import Lanes
 from django_communication.models import Message, MessageStatus, SendRateSlot
+from django_communication.recorder import Recorder
 from django_communication.signals import message_sent
 from outbox import emit_many, tasks
 from outbox.models import OutboxEvent, OutboxStatus
@@ -150,6 +152,30 @@ def test_a_key_repeated_in_a_later_chunk_is_sent_once(lanes, monkeypatch):
     assert results[3] is results[0]
     assert [address for address, _ in lanes.calls].count("user0@example.com") == 1
     assert len(lanes.calls) == 4 == Message.objects.count()
+
+
+def test_answers_taken_when_the_connection_is_lost_are_kept(lanes, monkeypatch):
+    """The connection is lost between taking the lanes' answers and writing them (the slot
+    reservation queries it): those answers, and the calls finished after, are kept for
+    Recorder.write_unwritten(), not lost (their messages would be sent again)."""
+    real_feed = Lanes.feed
+
+    def feed(self):
+        if self.taken:
+            raise OperationalError("the connection was lost")
+        return real_feed(self)
+
+    monkeypatch.setattr(Lanes, "feed", feed)
+    Recorder.unwritten.clear()
+    try:
+        with pytest.raises(OperationalError):
+            send_many(requests(6), concurrency=3)
+        accepted = {address for address, _ in lanes.calls}
+        kept = {message.to_address for message, _ in Recorder.unwritten.values()}
+        written = Message.objects.filter(status=MessageStatus.SENT)
+        assert kept and accepted == kept | set(written.values_list("to_address", flat=True))
+    finally:
+        Recorder.unwritten.clear()
 
 
 def test_failures_in_lanes_are_recorded_in_order(lanes):
