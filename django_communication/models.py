@@ -59,7 +59,7 @@ class CommunicationSettings(SingletonModel):
         max_length=11, blank=True, help_text=_("Alphanumeric sender id, where the country allows.")
     )
     sms_origination_number = models.CharField(
-        max_length=20, blank=True, help_text=_("E.164 number SMS are sent from, e.g. +15550100.")
+        max_length=20, blank=True, help_text=_("E.164 number SMS are sent from, e.g. +15555550100.")
     )
     ses_region = models.CharField(max_length=30, default="us-east-1")
     ses_access_key_id = models.CharField(max_length=128, blank=True)

@@ -54,6 +54,14 @@ FAKE_KEY_ID = "testing"
 FAKE_SECRET = "testing"
 
 
+def sent_by_moto(region: str) -> list:
+    """The emails moto's SES (in this process, behind its server on loopback) accepted."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    return ses_backends[DEFAULT_ACCOUNT_ID][region].sent_messages
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))

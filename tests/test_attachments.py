@@ -15,6 +15,8 @@ from django_communication.attachments import storage
 from django_communication.models import Message
 from django_communication.providers.ses import SesProvider
 from tests.attachments import INVITE, PDF, check_parts, send_booking, stored_files
+from tests.helpers import Boom
+from tests.servers import sent_by_moto
 
 pytestmark = pytest.mark.usefixtures("media")
 
@@ -62,10 +64,7 @@ def test_a_path_in_the_storage_is_attached(comm_config, customer):
 
 
 def ses_raw_message(moto_server):
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ses.models import ses_backends
-
-    [recorded] = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
+    [recorded] = sent_by_moto("eu-west-1")
     return recorded
 
 
@@ -295,10 +294,6 @@ def test_emit_refuses_oversize_files_with_nothing_written(
         emit("greet", to=customer, attachments=[("a.pdf", PDF, None)])
     assert OutboxEvent.objects.count() == 0
     assert stored_files(media) == []
-
-
-class Boom(Exception):
-    pass
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
 
 from django_communication import ProviderError, send
 from django_communication.models import Message, MessageStatus
 from django_communication.providers import memory
 from django_communication.sending import SendRequest, send_many
+from tests.servers import sent_by_moto
 
 REGION = "eu-west-1"
 
@@ -28,10 +27,6 @@ def ses_then_smtp(comm_config, moto_server, smtp_settings, settings):
     moto_server.requests.clear()
     settings.COMMUNICATION = {"FALLBACK": {"email": ["django"]}}
     return comm_config
-
-
-def sent_by_moto():
-    return ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
 
 
 def test_ses_down_smtp_delivers_once(ses_then_smtp, moto_server, smtp_server, customer):
@@ -53,7 +48,7 @@ def test_ses_down_smtp_delivers_once(ses_then_smtp, moto_server, smtp_server, cu
     moto_server.start()
     again = send(to=customer, subject="Next", body_text="Hello")
     assert (again.provider, again.error) == ("ses", "")
-    assert len(smtp_server.messages) == 1 and len(sent_by_moto()) == 1
+    assert len(smtp_server.messages) == 1 and len(sent_by_moto(REGION)) == 1
 
 
 def test_throttling_falls_through(ses_then_smtp, moto_server, smtp_server, customer):

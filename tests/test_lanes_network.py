@@ -16,6 +16,7 @@ from outbox import emit_many
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from tests.events import end_leases
+from tests.servers import sent_by_moto
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -88,9 +89,6 @@ def test_relay_killed_with_lanes_in_flight_sends_at_most_lanes_twice(
 def test_ses_through_moto_with_eight_lanes_sends_each_once_overlapping(
     comm_config, customer, moto_server, settings, make_template
 ):
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ses.models import ses_backends
-
     settings.OUTBOX = {
         "RULES": {"ping": {"template_key": "ping", "channel": "email"}},
         "WAKE_ON_COMMIT": False,
@@ -103,7 +101,7 @@ def test_ses_through_moto_with_eight_lanes_sends_each_once_overlapping(
     boto3.client("sesv2", region_name=SES_REGION).create_email_identity(
         EmailIdentity="shop@example.com"
     )
-    sent_by_moto = ses_backends[DEFAULT_ACCOUNT_ID][SES_REGION].sent_messages
+    sent = sent_by_moto(SES_REGION)
     emit_many([{"event_type": "ping", "to": customer, "context": {"n": n}} for n in range(200)])
     moto_server.requests.clear()
     moto_server.hold_until_in_flight(8)  # one call at a time would wait 3 s, then stay at 1
@@ -116,6 +114,6 @@ def test_ses_through_moto_with_eight_lanes_sends_each_once_overlapping(
         call["Content"]["Simple"]["Subject"]["Data"] for call in moto_server.ses_send_email_calls()
     )
     assert calls == Counter({f"Ping {n}": 1 for n in range(200)})
-    assert len(sent_by_moto) == 200
+    assert len(sent) == 200
     ids = set(Message.objects.values_list("provider_message_id", flat=True))
-    assert ids == {m.id for m in sent_by_moto}
+    assert ids == {m.id for m in sent}

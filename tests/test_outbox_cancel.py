@@ -17,11 +17,8 @@ from outbox.claim import claim
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from tests.events import make_due, reload
+from tests.helpers import Boom
 from tests.testapp.models import Booking
-
-
-class Boom(Exception):
-    pass
 
 
 def reminder(customer, booking, ref="BK1", **kwargs) -> OutboxEvent:

@@ -20,13 +20,10 @@ from outbox import InvalidEventError, bind_signal, emit, emit_many
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.relay import drain
 from outbox.wakeup import wake
+from tests.helpers import Boom
 from tests.rules import RULES
 from tests.testapp.models import Booking, Customer
 from tests.waiting import DEADLINE_SECONDS, backend_pid, wait_for, waiting_on_a_lock
-
-
-class Boom(Exception):
-    pass
 
 
 def on_commit_wakes() -> int:

@@ -24,12 +24,9 @@ from outbox.outcomes import EventOutcome
 from outbox.relay import drain, process_batch
 from outbox.retention import prune
 from tests.events import make_due, reload
+from tests.helpers import Boom
 from tests.rules import RULES
 from tests.testapp.models import Customer
-
-
-class Boom(Exception):
-    pass
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ def live(cls):
     return [obj for obj in gc.get_objects() if type(obj) is cls]
 
 
+@pytest.mark.slow  # 80 sends through moto's server: several seconds
 def test_reloads_keep_one_provider_per_channel(aws_config, customer):
     for i in range(RELOADS):
         assert send(to=customer, subject=f"{i}", body_text="hi", channel="email").status == "sent"

@@ -14,8 +14,6 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
 
 from django_communication import ProviderError, send
 from django_communication.models import Message
@@ -23,7 +21,7 @@ from django_communication.providers import ses as ses_module
 from django_communication.providers.aws import provider_error
 from django_communication.providers.base import stable_message_id
 from django_communication.providers.registry import provider_for_channel
-from tests.servers import FAKE_KEY_ID
+from tests.servers import FAKE_KEY_ID, sent_by_moto
 
 REGION = "eu-west-1"
 
@@ -46,10 +44,6 @@ def verified(ses_config, moto_server):
     moto_server.requests.clear()
 
 
-def sent_by_moto():
-    return ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
-
-
 def test_sends_text_and_html_with_reply_to_and_configuration_set(
     ses_config, verified, moto_server, customer
 ):
@@ -64,7 +58,7 @@ def test_sends_text_and_html_with_reply_to_and_configuration_set(
     row = Message.objects.get(pk=message.pk)
     assert (row.status, row.provider, row.error) == ("sent", "ses", "")
     assert row.sent_at is not None
-    [recorded] = sent_by_moto()
+    [recorded] = sent_by_moto(REGION)
     assert row.provider_message_id == recorded.id
     assert recorded.source == "The Shop <shop@example.com>"
     assert recorded.destinations == {"ToAddresses": ["john@example.com"]}
@@ -94,7 +88,7 @@ def test_text_only_without_optional_fields(ses_config, verified, moto_server):
     message = send(to="ann@example.com", subject="Plain", body_text="Just text.")
 
     assert message.status == "sent"
-    [recorded] = sent_by_moto()
+    [recorded] = sent_by_moto(REGION)
     assert (recorded.source, recorded.body) == ("shop@example.com", "Just text.")
     [call] = moto_server.ses_send_email_calls()
     assert call["Content"]["Simple"]["Body"] == {"Text": {"Data": "Just text.", "Charset": "UTF-8"}}
@@ -113,7 +107,7 @@ def test_unverified_sender_is_a_permanent_failure(ses_config, customer):
     assert row.status == "failed"
     assert "MessageRejected" in row.error and "not verified" in row.error
     assert row.provider_message_id == ""
-    assert sent_by_moto() == []
+    assert sent_by_moto(REGION) == []
 
 
 def test_outage_is_retryable_and_fails_fast(ses_config, verified, moto_server, customer):
@@ -131,7 +125,7 @@ def test_outage_is_retryable_and_fails_fast(ses_config, verified, moto_server, c
     moto_server.start()  # same port, same moto state: the verified identity survived
     again = send(to=customer, subject="Hi", body_text="Hello")
     assert again.status == "sent"
-    assert [m.id for m in sent_by_moto()] == [again.provider_message_id]
+    assert [m.id for m in sent_by_moto(REGION)] == [again.provider_message_id]
 
 
 @pytest.mark.parametrize(
@@ -180,7 +174,7 @@ def test_client_is_built_once_and_reused(ses_config, verified, monkeypatch, cust
     assert built[0][0] == ("sesv2",) and built[0][1]["region"] == REGION
     assert provider_for_channel("email") is provider and provider.client is client
     assert first.status == second.status == "sent"
-    assert len(sent_by_moto()) == 2
+    assert len(sent_by_moto(REGION)) == 2
 
 
 def test_explicit_keys_are_used_when_both_are_set(ses_config, verified, moto_server, customer):

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from django_communication import ConfigurationError, InvalidRecipientError, send
-from django_communication.models import Message
-from django_communication.providers import memory
+from tests.helpers import assert_nothing_sent
 
 RESOLVED = []
 
@@ -22,11 +21,6 @@ def work_address(to, channel):
 @pytest.fixture(autouse=True)
 def _clear_resolved():
     RESOLVED.clear()
-
-
-def assert_nothing_sent():
-    assert not Message.objects.exists()
-    assert memory.messages == []
 
 
 def test_addresses_come_from_email_and_phone(comm_config, customer, template):

@@ -18,6 +18,7 @@ from django_communication import (
 from django_communication.admin.templates import MessageTemplateForm
 from django_communication.models import CommunicationSettings, Message, MessageTemplate
 from django_communication.providers import memory
+from tests.helpers import assert_nothing_sent
 
 # This module doubles as a template library for test_project_template_libraries_load.
 register = django_template.Library()
@@ -38,11 +39,6 @@ def greeting(make_template, db):
         email_body_html="<p>{{ name }}</p>",
         sms_body="SMS: {{ name }}",
     )
-
-
-def assert_nothing_sent():
-    assert not Message.objects.exists()
-    assert memory.messages == []
 
 
 def test_django_template_syntax(make_template, comm_config, customer):
