@@ -62,11 +62,20 @@ class Lanes:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
         self.close()
+        finished = [*self.taken, *self.arrived()]
+        writes = [(message, stamp(message, fields)) for _, message, (fields, _) in finished]
+        if not writes:
+            return
         if isinstance(exc, DatabaseError):
-            # The outcomes were not written: keep those of the calls the lanes finished too,
-            # for Recorder.write_unwritten() after the reconnect.
-            for _, message, (fields, _) in [*self.taken, *self.arrived()]:
-                Recorder.unwritten[message.pk] = (message, stamp(message, fields))
+            # Kept for Recorder.write_unwritten() after the reconnect.
+            Recorder.unwritten.update((message.pk, write) for message, write in writes)
+            return
+        # Something else stopped the send (composing a later chunk raised): the calls that
+        # went out are recorded before the error goes on, so that no retry sends them again.
+        self.recorder.write_many(writes)
+        for _, _, (_, outcome) in finished:
+            if isinstance(outcome, Message):
+                notify(outcome, self.recorder)
 
     @property
     def backlog(self) -> int:

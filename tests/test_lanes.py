@@ -178,6 +178,37 @@ def test_answers_taken_when_the_connection_is_lost_are_kept(lanes, monkeypatch):
         Recorder.unwritten.clear()
 
 
+def test_a_bug_composing_a_later_chunk_leaves_the_calls_made_recorded(lanes, monkeypatch):
+    """A recipient whose lookup raises something other than a CommunicationError (a bug) in the
+    third chunk: the calls already made are written ``sent`` before the error goes on, so the
+    retry the relay then makes (each request again) sends none of them twice."""
+    monkeypatch.setattr(streaming, "CHUNK", 2)
+    called = threading.Event()
+
+    class Buggy:
+        @property
+        def email(self):
+            assert called.wait(10), "no provider call was made"
+            raise RuntimeError("a bug in the recipient")
+
+    lanes.on_send = lambda message: called.set()
+    batch = [*requests(4), SendRequest(to=Buggy(), subject="S", body_text="B")]
+    for n, request in enumerate(batch):
+        request.idempotency_key = f"key-{n}"
+
+    with pytest.raises(RuntimeError, match="a bug in the recipient"):
+        send_many(batch, concurrency=2)
+
+    called_for = [address for address, _ in lanes.calls]
+    sent = Message.objects.filter(status=MessageStatus.SENT).values_list("to_address", flat=True)
+    assert called_for and sorted(sent) == sorted(called_for)
+    retried = send_many(batch[:4], concurrency=2)
+    assert [m.status for m in retried] == [MessageStatus.SENT] * 4
+    assert sorted(address for address, _ in lanes.calls) == [
+        f"user{n}@example.com" for n in range(4)
+    ]
+
+
 def test_failures_in_lanes_are_recorded_in_order(lanes):
     lanes.reset(fail=frozenset({"user1@example.com", "user4@example.com"}))
     results = send_many(requests(6), concurrency=3)
