@@ -68,7 +68,7 @@ class Lanes:
             return
         if isinstance(exc, DatabaseError):
             # Kept for Recorder.write_unwritten() after the reconnect.
-            Recorder.unwritten.update((message.pk, write) for message, write in writes)
+            Recorder.unwritten.update((message.pk, (message, fields)) for message, fields in writes)
             return
         # Something else stopped the send (composing a later chunk raised): the calls that
         # went out are recorded before the error goes on, so that no retry sends them again.
