@@ -162,6 +162,7 @@ def produce(events: int, poison: int = 0) -> list:
     from bench.benchapp.models import Recipient
     from bench.faults_settings import EVENT_TYPE
     from outbox import emit
+    from outbox.models import OutboxEvent
 
     class Rollback(Exception):
         pass
@@ -179,7 +180,15 @@ def produce(events: int, poison: int = 0) -> list:
                     if poisoned < poison and n % (events // poison) == 0 and batch % 10 != 9:
                         kind = poison_types[poisoned % 3]
                         poisoned += 1
-                    made.append(emit(kind, to=guest, context={"n": n}))
+                    if kind == "fault.no_rule":
+                        # emit() refuses a type no rule handles; such an event exists when a
+                        # deploy removes its rule while it is pending: written, then renamed.
+                        event = emit(EVENT_TYPE, to=guest, context={"n": n})
+                        OutboxEvent.objects.filter(pk=event.pk).update(event_type=kind)
+                        event.event_type = kind
+                    else:
+                        event = emit(kind, to=guest, context={"n": n})
+                    made.append(event)
                     n += 1
                 if batch % 10 == 9:
                     raise Rollback
