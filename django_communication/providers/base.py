@@ -30,7 +30,7 @@ while a batch runs on the instance in this process.
 
 Email providers add ``message.extra_headers`` (a dict, e.g. ``List-Unsubscribe``) to the email,
 and identify it by ``stable_message_id(message)``: the same on every attempt at the message, so
-a receiving server can tell a resend from a new message;
+a receiving server can tell a resend from a new message (``identified_headers()`` gives both);
 they attach ``message.attachments`` (references to stored files: providers/mime.py builds the
 parts); a provider that cannot attach files should refuse a message that has them.
 """
@@ -102,6 +102,12 @@ def stable_message_id(message: Message) -> str:
     if not domain:  # no sender domain: make_msgid's (the host's name)
         domain = make_msgid().rpartition("@")[2].rstrip(">")
     return f"<{digest}@{domain}>"
+
+
+def identified_headers(message: Message, header: str = "Message-ID") -> dict[str, str]:
+    """The message's extra headers (List-Unsubscribe...) plus its stable_message_id() under
+    ``header``."""
+    return {**message.extra_headers, header: stable_message_id(message)}
 
 
 class SmsProvider(BaseProvider):

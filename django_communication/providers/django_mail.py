@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from ..exceptions import ProviderError
-from .base import EmailProvider, stable_message_id
+from .base import EmailProvider, identified_headers
 from .mime import attach_files
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class DjangoMailProvider(EmailProvider):
         self._local.prepared = (message, email)
 
     def build(self, message: Message) -> PreparedEmail:
-        headers = {**message.extra_headers, "Message-ID": stable_message_id(message)}
+        headers = identified_headers(message)
         if self.config.email_reply_to:
             headers["Reply-To"] = self.config.email_reply_to
         email = PreparedEmail(

@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.mail import EmailMultiAlternatives
 
 from .aws import build_client, provider_error
-from .base import EmailProvider, stable_message_id
+from .base import EmailProvider, identified_headers
 from .mime import attach_files
 
 #: SES replaces a Message-ID header with its own, so the stable one travels in this header.
@@ -54,7 +54,7 @@ class SesProvider(EmailProvider):
 
     def raw(self, message: Message) -> dict[str, Any]:
         """The whole MIME message (SES v2 ``Raw`` content): the only form that carries files."""
-        headers = {**message.extra_headers, STABLE_ID_HEADER: stable_message_id(message)}
+        headers = identified_headers(message, STABLE_ID_HEADER)
         if self.config.email_reply_to:
             headers["Reply-To"] = self.config.email_reply_to
         email = EmailMultiAlternatives(
@@ -79,6 +79,6 @@ class SesProvider(EmailProvider):
             "Subject": {"Data": message.subject, "Charset": "UTF-8"},
             "Body": body,
         }
-        headers = {**message.extra_headers, STABLE_ID_HEADER: stable_message_id(message)}
+        headers = identified_headers(message, STABLE_ID_HEADER)
         simple["Headers"] = [{"Name": name, "Value": value} for name, value in headers.items()]
         return {"Simple": simple}
