@@ -108,6 +108,18 @@ def make_template(db):
 
 
 @pytest.fixture
+def reminder_call(make_template):
+    """``reminder-call``: a voice template with keypad choices; context ``ref``."""
+    return make_template(
+        "reminder-call",
+        name="Reminder call",
+        message_type="reminder",
+        voice_body="Booking {{ ref }} is tomorrow. Press 1 to confirm, 2 to cancel.",
+        voice_choices={"1": "confirm", "2": "cancel"},
+    )
+
+
+@pytest.fixture
 def template(make_template):
     """``receipt``: both channels, email with text and HTML; context ``ref``."""
     return make_template(

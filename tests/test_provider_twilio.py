@@ -11,21 +11,10 @@ import pytest
 
 from django_communication import send
 from django_communication.exceptions import ConfigurationError, ProviderError
-from django_communication.models import Message, MessageTemplate
+from django_communication.models import Message
 from tests.twilio_server import ACCOUNT_SID, SITE_URL
 
 STATUS_URL = f"{SITE_URL}/communication/twilio/status/"
-
-
-@pytest.fixture
-def reminder_call(db):
-    return MessageTemplate.objects.create(
-        key="reminder-call",
-        name="Reminder call",
-        message_type="reminder",
-        voice_body="Hello {{ name }}. Press 1 to confirm, 2 to cancel.",
-        voice_choices={"1": "confirm", "2": "cancel"},
-    )
 
 
 def test_an_sms_goes_through_the_messages_api(twilio_settings, customer):
@@ -43,7 +32,7 @@ def test_an_sms_goes_through_the_messages_api(twilio_settings, customer):
 
 def test_a_call_says_the_text_and_gathers_one_key(twilio_settings, customer, reminder_call):
     message = send(
-        to=customer, template_key="reminder-call", context={"name": "<Dial>John"}, channel="voice"
+        to=customer, template_key="reminder-call", context={"ref": "<Dial>John"}, channel="voice"
     )
     [request] = twilio_settings.calls()
     assert request.field("To") == "+447911123456"
@@ -56,7 +45,9 @@ def test_a_call_says_the_text_and_gathers_one_key(twilio_settings, customer, rem
     assert gather.get("method") == "POST"
     assert gather.get("action") == f"{SITE_URL}/communication/twilio/keypad/{message.pk}/"
     # The context is text to say: it cannot add a TwiML verb.
-    assert gather.find("Say").text == "Hello <Dial>John. Press 1 to confirm, 2 to cancel."
+    assert gather.find("Say").text == (
+        "Booking <Dial>John is tomorrow. Press 1 to confirm, 2 to cancel."
+    )
     assert twiml.find(".//Dial") is None
     message.refresh_from_db()
     assert message.status == "sent" and message.provider_message_id.startswith("CA")
@@ -76,7 +67,7 @@ def test_without_site_url_no_status_callback_and_no_keypad_call(
     send(to=customer, channel="sms", body_text="Hi")
     assert twilio_settings.texts()[0].field("StatusCallback") is None
     with pytest.raises(ProviderError, match="SITE_URL") as caught:
-        send(to=customer, template_key="reminder-call", context={"name": "J"}, channel="voice")
+        send(to=customer, template_key="reminder-call", context={"ref": "J"}, channel="voice")
     assert caught.value.retryable
     assert twilio_settings.calls() == []
 

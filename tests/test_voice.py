@@ -24,7 +24,7 @@ SCRIPT = "Hello {{ name }}. Your appointment is tomorrow at 10. Press 1 to confi
 
 
 @pytest.fixture
-def reminder_call(db):
+def sms_and_voice_reminder(db):
     return MessageTemplate.objects.create(
         key="reminder-call",
         name="Reminder call",
@@ -37,7 +37,7 @@ def reminder_call(db):
 
 
 def test_a_voice_message_says_the_rendered_script_to_the_e164_phone(
-    comm_config, customer, booking, reminder_call
+    comm_config, customer, booking, sms_and_voice_reminder
 ):
     comm_config.voice_caller_id = "+15005550001"
     comm_config.save()
@@ -58,12 +58,16 @@ def test_a_voice_message_says_the_rendered_script_to_the_e164_phone(
     assert message.related_object == booking
 
 
-def test_without_a_caller_id_calls_come_from_the_sms_number(comm_config, customer, reminder_call):
+def test_without_a_caller_id_calls_come_from_the_sms_number(
+    comm_config, customer, sms_and_voice_reminder
+):
     message = send(to=customer, template_key="reminder-call", channel="voice")
     assert message.from_address == comm_config.sms_origination_number
 
 
-def test_routing_sends_a_message_type_by_voice(comm_config, customer, reminder_call, settings):
+def test_routing_sends_a_message_type_by_voice(
+    comm_config, customer, sms_and_voice_reminder, settings
+):
     settings.COMMUNICATION = {"ROUTING": {"reminder": "voice"}}
     message = send(to=customer, template_key="reminder-call", context={"name": "J"})
     assert message.channel == "voice"
@@ -72,15 +76,15 @@ def test_routing_sends_a_message_type_by_voice(comm_config, customer, reminder_c
     assert send(to=customer, template_key="reminder-call", context={"name": "J"}).channel == "sms"
 
 
-def test_an_invalid_phone_is_refused_naming_the_channel(comm_config, reminder_call):
+def test_an_invalid_phone_is_refused_naming_the_channel(comm_config, sms_and_voice_reminder):
     with pytest.raises(InvalidRecipientError, match="Invalid voice phone number '12'"):
         send(to="12", template_key="reminder-call", channel="voice")
     assert not Message.objects.exists()
 
 
-def test_a_template_without_voice_body_cannot_call(comm_config, customer, reminder_call):
-    reminder_call.voice_body = ""
-    reminder_call.save()
+def test_a_template_without_voice_body_cannot_call(comm_config, customer, sms_and_voice_reminder):
+    sms_and_voice_reminder.voice_body = ""
+    sms_and_voice_reminder.save()
     with pytest.raises(TemplateRenderError, match="voice from template 'reminder-call'"):
         send(to=customer, template_key="reminder-call", channel="voice")
     assert not memory.messages
@@ -91,7 +95,9 @@ def test_an_ad_hoc_call_has_no_choices(comm_config, customer):
     assert (message.body_text, message.choices) == ("The shop closes early today.", {})
 
 
-def test_opting_out_of_voice_reminders_leaves_sms_reminders(comm_config, customer, reminder_call):
+def test_opting_out_of_voice_reminders_leaves_sms_reminders(
+    comm_config, customer, sms_and_voice_reminder
+):
     opt_out("+447911123456", "voice", "reminder")
     with pytest.raises(RecipientOptedOutError):
         send(to=customer, template_key="reminder-call", context={"name": "J"}, channel="voice")
@@ -100,7 +106,9 @@ def test_opting_out_of_voice_reminders_leaves_sms_reminders(comm_config, custome
     assert [m.channel for m in memory.messages] == ["sms"]
 
 
-def test_the_console_prints_the_script_and_the_choices(comm_config, customer, reminder_call):
+def test_the_console_prints_the_script_and_the_choices(
+    comm_config, customer, sms_and_voice_reminder
+):
     comm_config.voice_provider = "console"
     comm_config.save()
     stream = io.StringIO()
@@ -132,19 +140,23 @@ def test_keypad_choices_are_one_key_each_with_a_label(value, error):
     assert (found is None) if error is None else (error in found)
 
 
-def test_admin_preview_shows_what_will_be_said(admin_client, reminder_call):
-    url = reverse("admin:django_communication_messagetemplate_change", args=[reminder_call.pk])
+def test_admin_preview_shows_what_will_be_said(admin_client, sms_and_voice_reminder):
+    url = reverse(
+        "admin:django_communication_messagetemplate_change", args=[sms_and_voice_reminder.pk]
+    )
     page = admin_client.get(url).content.decode()
     assert 'data-field="voice_body"' in page
     assert "Hello Ada. Your appointment is tomorrow at 10." in page
     assert "1: confirm" in page and "2: cancel" in page
 
 
-def test_admin_refuses_malformed_keypad_choices(admin_client, reminder_call):
-    url = reverse("admin:django_communication_messagetemplate_change", args=[reminder_call.pk])
+def test_admin_refuses_malformed_keypad_choices(admin_client, sms_and_voice_reminder):
+    url = reverse(
+        "admin:django_communication_messagetemplate_change", args=[sms_and_voice_reminder.pk]
+    )
     data = {
-        "key": reminder_call.key,
-        "name": reminder_call.name,
+        "key": sms_and_voice_reminder.key,
+        "name": sms_and_voice_reminder.name,
         "message_type": "reminder",
         "is_active": "on",
         "voice_body": SCRIPT,
@@ -154,12 +166,12 @@ def test_admin_refuses_malformed_keypad_choices(admin_client, reminder_call):
     response = admin_client.post(url, data)
     assert response.status_code == 200
     assert "voice_choices" in response.context["adminform"].form.errors
-    reminder_call.refresh_from_db()
-    assert reminder_call.voice_choices == {"1": "confirm", "2": "cancel"}
+    sms_and_voice_reminder.refresh_from_db()
+    assert sms_and_voice_reminder.voice_choices == {"1": "confirm", "2": "cancel"}
 
 
 def test_record_reply_plays_the_callee_with_the_memory_provider(
-    admin_client, comm_config, customer, booking, reminder_call
+    admin_client, comm_config, customer, booking, sms_and_voice_reminder
 ):
     from django_communication.exceptions import InvalidArgumentError
     from django_communication.replies import record_reply

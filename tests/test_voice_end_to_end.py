@@ -23,19 +23,6 @@ from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, SITE_URL
 
 
 @pytest.fixture
-def reminder_call(db):
-    from django_communication.models import MessageTemplate
-
-    return MessageTemplate.objects.create(
-        key="reminder-call",
-        name="Reminder call",
-        message_type="reminder",
-        voice_body="Booking {{ ref }} is tomorrow. Press 1 to confirm, 2 to cancel.",
-        voice_choices={"1": "confirm", "2": "cancel"},
-    )
-
-
-@pytest.fixture
 def confirmations():
     """The application's receiver from the README: a keypad "confirm" confirms the booking."""
     confirmed: list[tuple[Booking, str]] = []

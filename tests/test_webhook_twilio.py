@@ -13,7 +13,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from django_communication import send
-from django_communication.models import Message, MessageEvent, MessageTemplate, OptOut
+from django_communication.models import Message, MessageEvent, OptOut
 from django_communication.signals import message_status_changed, reply_received
 from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, SITE_URL
 
@@ -50,17 +50,6 @@ def receivers():
     yield make
     for receiver in made:
         receiver.signal.disconnect(receiver)
-
-
-@pytest.fixture
-def reminder_call(db):
-    return MessageTemplate.objects.create(
-        key="reminder-call",
-        name="Reminder call",
-        message_type="reminder",
-        voice_body="Booking {{ ref }} is tomorrow. Press 1 to confirm, 2 to cancel.",
-        voice_choices={"1": "confirm", "2": "cancel"},
-    )
 
 
 STATUS = reverse("django_communication:twilio_status")
