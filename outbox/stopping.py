@@ -1,8 +1,7 @@
 """When a relay stops: on SIGTERM or SIGINT, or at a deadline (the django-q2 task's budget).
 
 The relay checks ``requested`` before each claim and before each chunk of a batch is composed
-(``send_many(stop=...)``); a request
-never interrupts a provider call.
+(``send_many(stop=...)``); a request never interrupts a provider call.
 """
 
 from __future__ import annotations
