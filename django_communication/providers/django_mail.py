@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from ..exceptions import ProviderError
-from .base import EmailProvider, identified_headers
-from .mime import attach_files
+from .base import EmailProvider
+from .mime import build_email
 
 if TYPE_CHECKING:
     from ..models import Message
@@ -76,21 +76,13 @@ class DjangoMailProvider(EmailProvider):
         self._local.prepared = (message, email)
 
     def build(self, message: Message) -> PreparedEmail:
-        headers = identified_headers(message)
-        if self.config.email_reply_to:
-            headers["Reply-To"] = self.config.email_reply_to
-        email = PreparedEmail(
-            subject=message.subject,
-            body=message.body_text,
-            from_email=message.from_address,
-            to=[message.to_address],
-            headers=headers,
+        email = build_email(
+            message,
+            self.config.email_reply_to,
+            email_class=PreparedEmail,
             connection=getattr(self._local, "connection", None) or get_connection(),
         )
-        if message.body_html:
-            email.attach_alternative(message.body_html, "text/html")
-        if message.attachments:
-            attach_files(email, message)
+        assert isinstance(email, PreparedEmail)
         return email
 
     def send(self, message: Message) -> str:

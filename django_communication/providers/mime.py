@@ -6,18 +6,47 @@ Outlook, Gmail and Apple Mail need to show the invite with its accept buttons.""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import django
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 
 from ..attachments import StoredAttachment, stored_list
+from .base import identified_headers
 
 if TYPE_CHECKING:
     from ..models import Message
 
 CALENDAR_METHOD = re.compile(rb"^METHOD:([A-Za-z-]+)\s*$", re.MULTILINE)
 MODERN_EMAIL = django.VERSION >= (6, 0)  # attach() takes email.message.MIMEPart objects
+
+
+def build_email(
+    message: Message,
+    reply_to: str = "",
+    id_header: str = "Message-ID",
+    email_class: type[EmailMultiAlternatives] = EmailMultiAlternatives,
+    **kwargs: Any,
+) -> EmailMultiAlternatives:
+    """The Django email of ``message``: its text and HTML bodies, its extra headers with its
+    stable id under ``id_header``, ``reply_to``, and its stored files attached. ``kwargs`` go
+    to ``email_class`` (``connection=``)."""
+    headers = identified_headers(message, id_header)
+    if reply_to:
+        headers["Reply-To"] = reply_to
+    email = email_class(
+        subject=message.subject,
+        body=message.body_text,
+        from_email=message.from_address,
+        to=[message.to_address],
+        headers=headers,
+        **kwargs,
+    )
+    if message.body_html:
+        email.attach_alternative(message.body_html, "text/html")
+    if message.attachments:
+        attach_files(email, message)
+    return email
 
 
 def attach_files(email: EmailMessage, message: Message) -> None:

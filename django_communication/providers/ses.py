@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.core.mail import EmailMultiAlternatives
 
 from .aws import build_client, provider_error
 from .base import EmailProvider, identified_headers
-from .mime import attach_files
+from .mime import build_email
 
 #: SES replaces a Message-ID header with its own, so the stable one travels in this header.
 STABLE_ID_HEADER = "X-Message-Key"
@@ -54,19 +53,7 @@ class SesProvider(EmailProvider):
 
     def raw(self, message: Message) -> dict[str, Any]:
         """The whole MIME message (SES v2 ``Raw`` content): the only form that carries files."""
-        headers = identified_headers(message, STABLE_ID_HEADER)
-        if self.config.email_reply_to:
-            headers["Reply-To"] = self.config.email_reply_to
-        email = EmailMultiAlternatives(
-            subject=message.subject,
-            body=message.body_text,
-            from_email=message.from_address,
-            to=[message.to_address],
-            headers=headers,
-        )
-        if message.body_html:
-            email.attach_alternative(message.body_html, "text/html")
-        attach_files(email, message)
+        email = build_email(message, self.config.email_reply_to, STABLE_ID_HEADER)
         return {"Raw": {"Data": email.message().as_bytes()}}
 
     def simple(self, message: Message) -> dict[str, Any]:
