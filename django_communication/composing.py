@@ -83,12 +83,7 @@ def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
     with a RecipientSuppressedError), one INSERT writes the pending rows. ``keyed``: every
     pending message without an idempotency key gets ``deferred:<its id>``."""
     earlier = earlier_messages(request.idempotency_key for request in requests)
-    firsts: dict[str, int] = {}
-    repeats = {
-        position: firsts[key]
-        for position, key in enumerate(request.idempotency_key for request in requests)
-        if key and firsts.setdefault(key, position) != position
-    }
+    repeats = repeated_keys(requests)
     with ActiveLanguages() as languages:
         batch = Composed(
             results=[
@@ -140,6 +135,17 @@ def compose(requests: Sequence[SendRequest], keyed: bool = False) -> Composed:
     for hold in held:
         fire(message_suppressed, message=hold.message, reason=hold.reason)
     return batch
+
+
+def repeated_keys(requests: Sequence[SendRequest]) -> dict[int, int]:
+    """Position → the position of the first request with the same idempotency key, for each
+    request repeating an earlier one's key (one message, sent once, shared)."""
+    firsts: dict[str, int] = {}
+    return {
+        position: firsts[key]
+        for position, key in enumerate(request.idempotency_key for request in requests)
+        if key and firsts.setdefault(key, position) != position
+    }
 
 
 def start(

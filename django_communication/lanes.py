@@ -63,19 +63,16 @@ class Lanes:
     def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
         self.close()
         finished = [*self.taken, *self.arrived()]
-        writes = [(message, stamp(message, fields)) for _, message, (fields, _) in finished]
-        if not writes:
+        if not finished:
             return
         if isinstance(exc, DatabaseError):
             # Kept for Recorder.write_unwritten() after the reconnect.
-            Recorder.unwritten.update((message.pk, (message, fields)) for message, fields in writes)
+            for _, message, (fields, _) in finished:
+                Recorder.unwritten[message.pk] = (message, stamp(message, fields))
             return
         # Something else stopped the send (composing a later chunk raised): the calls that
         # went out are recorded before the error goes on, so that no retry sends them again.
-        self.recorder.write_many(writes)
-        for _, _, (_, outcome) in finished:
-            if isinstance(outcome, Message):
-                notify(outcome, self.recorder)
+        self.record(finished)
 
     @property
     def backlog(self) -> int:
@@ -107,15 +104,19 @@ class Lanes:
             return []
         self.answered += len(arrived)
         self.feed()  # the lanes that answered go on while the outcomes are written
+        self.record(arrived)
+        self.taken = []
+        self.written += len(arrived)
+        return [(key, outcome) for key, _, (_, outcome) in arrived]
+
+    def record(self, arrived: list[tuple[int, Message, Answer]]) -> None:
+        """Write the outcomes together, then fire ``message_sent`` for those sent."""
         self.recorder.write_many(
             [(message, stamp(message, fields)) for _, message, (fields, _) in arrived]
         )
-        self.taken = []
-        self.written += len(arrived)
         for _, _, (_, outcome) in arrived:
             if isinstance(outcome, Message):
                 notify(outcome, self.recorder)
-        return [(key, outcome) for key, _, (_, outcome) in arrived]
 
     def feed(self) -> float | None:
         """Hand messages to the lanes while the duplicate window allows; return the seconds
@@ -167,7 +168,6 @@ class Lanes:
         for thread in self.threads:
             thread.join()
         self.threads.clear()
-        self.recorder.settle()
 
 
 def lane(

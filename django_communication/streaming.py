@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .composing import SendRequest, compose
+from .composing import SendRequest, compose, repeated_keys
 from .delivery import deliver
 from .exceptions import CommunicationError
 from .fallback import with_fallback
@@ -35,12 +35,7 @@ def send_stream(
 ) -> list[Result]:
     """Compose and deliver ``requests``; their results in order (None: not started)."""
     results: list[Result] = [None] * len(requests)
-    firsts: dict[str, int] = {}
-    repeats: dict[int, int] = {}
-    for position, request in enumerate(requests):
-        key = request.idempotency_key
-        if key and firsts.setdefault(key, position) != position:
-            repeats[position] = firsts[key]  # one message, sent once: the first's result
+    repeats = repeated_keys(requests)
     todo = [position for position in range(len(requests)) if position not in repeats]
     size = max(CHUNK, concurrency)
     providers = Providers()
